@@ -1,0 +1,1 @@
+"""The ``snn-nas`` command line: one module per sub-command."""

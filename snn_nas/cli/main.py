@@ -1,0 +1,68 @@
+"""Entry point of ``snn-nas``.
+
+Every sub-command lives in ``snn_nas/cli/<name>.py`` and defines ``HELP`` (one line),
+``DESCRIPTION`` (the ``--help`` text), ``add_arguments(parser)`` and ``run(args) -> int``.
+Heavy imports (torch, ray) happen inside ``run`` so that ``--help`` is fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+import traceback
+
+from snn_nas.errors import SnnNasError
+
+COMMANDS = ("search", "pareto", "retrain", "train", "profile", "models", "space")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from snn_nas import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="snn-nas",
+        description=(
+            "Neural architecture search over spiking MLPs. Search a space with Ray Tune and Optuna, "
+            "inspect the Pareto front of accuracy versus synaptic operations, retrain the best."
+        ),
+        epilog="Run 'snn-nas COMMAND --help' for the options of a command. "
+        "Set SNN_NAS_DEBUG=1 to see tracebacks of input errors.",
+    )
+    parser.add_argument("--version", action="version", version=f"snn-nas {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        module = importlib.import_module(f"snn_nas.cli.{name}")
+        p = sub.add_parser(
+            name,
+            help=module.HELP,
+            description=module.DESCRIPTION,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        module.add_arguments(p)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    try:
+        return int(args._run(args) or 0)
+    except (SnnNasError, FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
+        if os.environ.get("SNN_NAS_DEBUG"):
+            traceback.print_exc()
+        message = str(exc) if not isinstance(exc, OSError) or not exc.filename else f"{exc.strerror}: {exc.filename}"
+        print(f"snn-nas {args.command}: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"snn-nas {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
