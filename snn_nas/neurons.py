@@ -1,0 +1,113 @@
+"""Multi-step LIF neurons of the spiking family, behind one module.
+
+``LIF`` maps a current sequence ``[T, ...]`` to spikes ``[T, ...]``. Every call starts from a
+membrane of 0 (``v_reset``), so the state is reset before every batch by construction; no
+state survives between forward calls.
+
+Maths (spikingjelly's ``LIFNode`` with ``decay_input=True`` and ``v_reset=0``)::
+
+    H[t] = V[t-1] + (X[t] - V[t-1]) / tau
+    S[t] = heaviside(H[t] - v_threshold)            # fires when H >= v_threshold
+    V[t] = H[t] * (1 - S[t])                        # hard reset (S detached if detach_reset)
+    V[t] = H[t] - S[t] * v_threshold                # soft reset
+
+The backward pass of the heaviside uses the surrogate gradient named by ``surrogate``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from snn_nas.genotype import Neuron
+from snn_nas.registry import Registry
+
+SURROGATES: Registry[type] = Registry("surrogate function")
+
+
+def _register_spikingjelly_surrogates() -> None:
+    from spikingjelly.activation_based import surrogate
+
+    SURROGATES.register("sigmoid", surrogate.Sigmoid)
+    SURROGATES.register("atan", surrogate.ATan)
+    SURROGATES.register("piecewise_quadratic", surrogate.PiecewiseQuadratic)
+
+
+_register_spikingjelly_surrogates()
+
+
+class LIF(nn.Module):
+    """Multi-step leaky integrate-and-fire neuron: ``[T, ...]`` currents -> ``[T, ...]`` spikes.
+
+    Parameter names follow spikingjelly. ``backend`` picks the implementation
+    (``"spikingjelly"``: its ``LIFNode`` in multi-step mode).
+    """
+
+    is_spiking_neuron = True
+
+    def __init__(
+        self,
+        tau: float = 2.0,
+        v_threshold: float = 1.0,
+        reset: str = "hard",
+        detach_reset: bool = True,
+        surrogate: str = "sigmoid",
+        alpha: float = 4.0,
+        backend: str = "spikingjelly",
+    ) -> None:
+        super().__init__()
+        from spikingjelly.activation_based import neuron
+
+        self.tau = float(tau)
+        self.v_threshold = float(v_threshold)
+        self.reset = reset
+        self.detach_reset = detach_reset
+        self.surrogate = surrogate
+        self.alpha = float(alpha)
+        self.backend = backend
+        if reset not in ("hard", "soft"):
+            raise ValueError(f"reset: {reset!r} is not allowed; choose 'hard' or 'soft'")
+        if backend != "spikingjelly":
+            raise ValueError(f"backend: {backend!r} is not allowed; choose 'spikingjelly'")
+        self.node = neuron.LIFNode(
+            tau=self.tau,
+            decay_input=True,
+            v_threshold=self.v_threshold,
+            v_reset=0.0 if reset == "hard" else None,
+            surrogate_function=SURROGATES.get(surrogate)(alpha=self.alpha),
+            detach_reset=detach_reset,
+            step_mode="m",
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: ``[T, ...]`` input currents. Returns ``[T, ...]`` binary spikes (same dtype)."""
+        self.node.reset()
+        out = self.node(x)
+        self.node.reset()
+        return out
+
+    def extra_repr(self) -> str:
+        return (
+            f"tau={self.tau}, v_threshold={self.v_threshold}, reset={self.reset}, "
+            f"detach_reset={self.detach_reset}, surrogate={self.surrogate}(alpha={self.alpha}), "
+            f"backend={self.backend}"
+        )
+
+
+def lif_from_gene(gene: Neuron, **overrides: object) -> LIF:
+    """A ``LIF`` with the parameters of a genotype's ``Neuron``."""
+    kwargs: dict[str, object] = dict(
+        tau=gene.tau,
+        v_threshold=gene.v_threshold,
+        reset=gene.reset,
+        detach_reset=gene.detach_reset,
+        surrogate=gene.surrogate,
+        alpha=gene.alpha,
+    )
+    kwargs.update(overrides)
+    return LIF(**kwargs)  # type: ignore[arg-type]
+
+
+def spiking_neurons(model: nn.Module) -> list[tuple[str, LIF]]:
+    """All spiking neurons of ``model`` with their qualified names."""
+    return [(name, m) for name, m in model.named_modules() if isinstance(m, LIF)]
