@@ -12,6 +12,17 @@ Maths (spikingjelly's ``LIFNode`` with ``decay_input=True`` and ``v_reset=0``)::
     V[t] = H[t] - S[t] * v_threshold                # soft reset
 
 The backward pass of the heaviside uses the surrogate gradient named by ``surrogate``.
+
+Backends (same maths; ``tests/test_neurons.py`` checks that they agree):
+
+* ``"spikingjelly"``: spikingjelly's ``LIFNode`` in multi-step mode;
+* ``"torch"``: our own ``torch.autograd.Function`` (``snn_nas.lif_kernels``): the forward
+  recurrence runs without an autograd graph and saves only ``H``; the backward runs the
+  surrogate recurrence itself. Its two kernels are compiled with ``torch.compile`` where that
+  works (CPU with a C++ compiler, CUDA), else they run eagerly;
+* ``"auto"`` (default): ``"torch"`` on CPU (faster there: ``experiments/benchmarks/lif.py``
+  measures it), spikingjelly's native kernels on CUDA; ``"torch"`` wherever tau = 1 (which
+  spikingjelly's ``LIFNode`` rejects).
 """
 
 from __future__ import annotations
@@ -19,10 +30,18 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from snn_nas.errors import SnnNasError
 from snn_nas.genotype import Neuron
+from snn_nas.lif_kernels import SURROGATE_GRADIENTS, lif_multistep
 from snn_nas.registry import Registry
 
 SURROGATES: Registry[type] = Registry("surrogate function")
+BACKENDS = ("auto", "torch", "spikingjelly")
+RESETS = ("hard", "soft")
+
+
+class NeuronError(SnnNasError, ValueError):
+    """Bad LIF settings; the message names the setting and what is allowed."""
 
 
 def _register_spikingjelly_surrogates() -> None:
@@ -39,8 +58,9 @@ _register_spikingjelly_surrogates()
 class LIF(nn.Module):
     """Multi-step leaky integrate-and-fire neuron: ``[T, ...]`` currents -> ``[T, ...]`` spikes.
 
-    Parameter names follow spikingjelly. ``backend`` picks the implementation
-    (``"spikingjelly"``: its ``LIFNode`` in multi-step mode).
+    Parameter names follow spikingjelly. ``backend`` picks the implementation: ``"torch"`` (our
+    own kernel, ``snn_nas.lif_kernels``), ``"spikingjelly"`` (its ``LIFNode``) or ``"auto"``
+    (ours on CPU, spikingjelly's on CUDA).
     """
 
     is_spiking_neuron = True
@@ -53,34 +73,51 @@ class LIF(nn.Module):
         detach_reset: bool = True,
         surrogate: str = "sigmoid",
         alpha: float = 4.0,
-        backend: str = "spikingjelly",
+        backend: str = "auto",
     ) -> None:
         super().__init__()
-        from spikingjelly.activation_based import neuron
-
         self.tau = float(tau)
         self.v_threshold = float(v_threshold)
         self.reset = reset
         self.detach_reset = detach_reset
         self.surrogate = surrogate
         self.alpha = float(alpha)
+        if reset not in RESETS:
+            raise NeuronError(f"reset: {reset!r} is not allowed; choose 'hard' or 'soft'")
+        if backend not in BACKENDS:
+            raise NeuronError(f"backend: {backend!r} is not allowed; choose one of {list(BACKENDS)}")
+        if not self.tau >= 1.0:
+            raise NeuronError(f"tau: {tau!r} is not allowed; it must be >= 1")
+        SURROGATES.get(surrogate)  # unknown name -> error listing the valid ones
         self.backend = backend
-        if reset not in ("hard", "soft"):
-            raise ValueError(f"reset: {reset!r} is not allowed; choose 'hard' or 'soft'")
-        if backend != "spikingjelly":
-            raise ValueError(f"backend: {backend!r} is not allowed; choose 'spikingjelly'")
-        self.node = neuron.LIFNode(
-            tau=self.tau,
-            decay_input=True,
-            v_threshold=self.v_threshold,
-            v_reset=0.0 if reset == "hard" else None,
-            surrogate_function=SURROGATES.get(surrogate)(alpha=self.alpha),
-            detach_reset=detach_reset,
-            step_mode="m",
-        )
+        self.node: nn.Module | None = None
+        if backend == "spikingjelly" and self.tau <= 1.0:
+            raise NeuronError("tau: spikingjelly's LIFNode needs tau > 1; use backend 'torch' or 'auto' for tau = 1")
+        if backend != "torch" and self.tau > 1.0:
+            from spikingjelly.activation_based import neuron
+
+            self.node = neuron.LIFNode(
+                tau=self.tau,
+                decay_input=True,
+                v_threshold=self.v_threshold,
+                v_reset=0.0 if reset == "hard" else None,
+                surrogate_function=SURROGATES.get(surrogate)(alpha=self.alpha),
+                detach_reset=detach_reset,
+                step_mode="m",
+            )
+
+    def uses_own_kernel(self, device: torch.device) -> bool:
+        """Whether a forward on ``device`` runs our kernel (else spikingjelly's ``LIFNode``)."""
+        if self.node is None or self.backend == "torch":
+            return True
+        return self.backend == "auto" and device.type != "cuda"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: ``[T, ...]`` input currents. Returns ``[T, ...]`` binary spikes (same dtype)."""
+        if self.uses_own_kernel(x.device):
+            return lif_multistep(
+                x, self.tau, self.v_threshold, self.reset == "hard", self.detach_reset, self.surrogate, self.alpha
+            )
         self.node.reset()
         out = self.node(x)
         self.node.reset()
@@ -111,3 +148,15 @@ def lif_from_gene(gene: Neuron, **overrides: object) -> LIF:
 def spiking_neurons(model: nn.Module) -> list[tuple[str, LIF]]:
     """All spiking neurons of ``model`` with their qualified names."""
     return [(name, m) for name, m in model.named_modules() if isinstance(m, LIF)]
+
+
+__all__ = [
+    "BACKENDS",
+    "LIF",
+    "SURROGATES",
+    "SURROGATE_GRADIENTS",
+    "NeuronError",
+    "lif_from_gene",
+    "lif_multistep",
+    "spiking_neurons",
+]

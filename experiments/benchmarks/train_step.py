@@ -1,0 +1,119 @@
+"""Benchmark: throughput of a full training step of a preset on the CPU (issue 4 item 6).
+
+    python experiments/benchmarks/train_step.py                   # mlp_spe_t, 32 px, batch 32, T=4
+    python experiments/benchmarks/train_step.py --backend spikingjelly --steps 5
+    python experiments/benchmarks/train_step.py --compile-lif --tune-allocator --profile
+
+One step = forward of ``[B, 3, S, S]`` images (direct encoding over T steps), cross-entropy,
+backward, SGD (momentum 0.9) update. Prints images/s (median step), the achieved GFLOP/s =
+6 x dense forward MACs of the batch over all T steps / median step time (2 flops per MAC, x3 for
+forward + backward), and that figure as a fraction of the GFLOP/s of a 2048 x 2048 float32
+matmul measured in the same process (2 n^3 flops per matmul). ``--profile`` prints the
+``torch.profiler`` table of one step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+
+def matmul_gflops(n: int = 2048, repeats: int = 10) -> float:
+    """Median GFLOP/s of an ``n x n`` float32 matmul (``2 n^3`` flops each)."""
+    gen = torch.Generator().manual_seed(0)
+    a, b = torch.randn(n, n, generator=gen), torch.randn(n, n, generator=gen)
+    out = torch.empty(n, n)
+    torch.mm(a, b, out=out)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        torch.mm(a, b, out=out)
+        times.append(time.perf_counter() - start)
+    return 2 * n**3 / statistics.median(times) / 1e9
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", default="mlp_spe_t")
+    parser.add_argument("--image-size", type=int, default=32)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--time-steps", type=int, default=4)
+    parser.add_argument("--classes", type=int, default=10)
+    parser.add_argument("--steps", type=int, default=10, help="timed steps (after --warmup)")
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    parser.add_argument("--backend", default="auto", help="LIF backend: auto | torch | spikingjelly")
+    parser.add_argument("--compile-lif", action="store_true", help="torch.compile the LIF kernels")
+    parser.add_argument("--tune-allocator", action="store_true", help="snn_nas.perf.tune_cpu_allocator() first")
+    parser.add_argument("--profile", action="store_true", help="print a torch.profiler table of one step")
+    args = parser.parse_args(argv)
+
+    from snn_nas import lif_kernels
+    from snn_nas.builder import build_model
+    from snn_nas.costs import count_params_macs
+    from snn_nas.neurons import LIF
+    from snn_nas.perf import tune_cpu_allocator
+    from snn_nas.presets import get_preset
+
+    if args.tune_allocator:
+        print(f"tune_cpu_allocator: {tune_cpu_allocator()}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    lif_kernels.use_compile(True if args.compile_lif else None)
+
+    model = build_model(get_preset(args.preset), num_classes=args.classes, image_size=args.image_size, seed=0)
+    model.time_steps = args.time_steps
+    for module in model.modules():
+        if isinstance(module, LIF):
+            module.backend = args.backend
+    params, macs_per_step = count_params_macs(model, args.image_size, 3)
+    model.train()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    gen = torch.Generator().manual_seed(0)
+    images = torch.rand(args.batch, 3, args.image_size, args.image_size, generator=gen)
+    labels = torch.randint(0, args.classes, (args.batch,), generator=gen)
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        loss = torch.nn.functional.cross_entropy(model(images), labels)
+        loss.backward()
+        optimizer.step()
+
+    start = time.perf_counter()
+    for _ in range(args.warmup):
+        step()
+    warm = time.perf_counter() - start
+    times = []
+    for _ in range(args.steps):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    median = statistics.median(times)
+    reference = matmul_gflops()
+    flops = 6 * macs_per_step * args.batch * args.time_steps
+    achieved = flops / median / 1e9
+
+    print(
+        f"{args.preset}: {params / 1e6:.2f} M params, {macs_per_step / 1e6:.1f} M dense MACs per image and step; "
+        f"{args.image_size} px, batch {args.batch}, T {args.time_steps}, threads {torch.get_num_threads()}, "
+        f"LIF backend {args.backend}{' (compiled)' if args.compile_lif else ''}"
+    )
+    print(f"warm-up {args.warmup} steps: {warm:.2f} s")
+    print(f"step time: median {median * 1e3:.1f} ms, min {min(times) * 1e3:.1f} ms over {args.steps} steps")
+    print(f"images/s: {args.batch / median:.1f}")
+    print(f"achieved: {achieved:.2f} GFLOP/s (6 x {flops / 6 / 1e9:.3f} G MACs per step)")
+    print(f"matmul 2048^2 float32: {reference:.2f} GFLOP/s")
+    print(f"fraction of matmul: {achieved / reference:.3f}")
+
+    if args.profile:
+        with torch.profiler.profile() as prof:
+            step()
+        print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=25))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,119 @@
+"""``snn-nas search``: run an experiment with Ray Tune and Optuna, write its result table."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+HELP = "search a space with Ray Tune + Optuna (default: the bundled quick experiment on the CPU)"
+
+DESCRIPTION = """\
+Run a multi-objective architecture search described by an experiment file (experiments/*.yaml):
+Optuna samples architectures from the space file (TPE, NSGA-II, GP or random), Ray Tune trains
+each one at the experiment's fidelity and measures its synaptic operations, energy and
+parameters after every epoch. Without arguments it runs experiments/quick.yaml (the quick space
+on the bundled 5,000-image MNIST subset) on a local Ray instance on the CPU.
+
+Results go to RESULTS_DIR/NAME/ (default results/<experiment name>/): trials.parquet (one row
+per trial, written as each trial finishes; read it with snn_nas.load_results), the Optuna study
+optuna.db (open it with 'optuna-dashboard sqlite:///RESULTS_DIR/NAME/optuna.db'), Ray's
+experiment directory ray/ and the experiment as run. A trial that fails (an exception, a
+diverged loss, out of memory) is recorded with its reason and the search goes on. A search
+stopped at any moment (Ctrl-C, kill -9) continues with --resume: finished trials are kept and
+not run again.
+
+EXPERIMENT is a path or the name of a bundled experiment (quick, cifar10, imagenet).
+
+examples:
+  snn-nas search                                   # the quick experiment, ~10 min on 2 cores
+  snn-nas search quick --num-samples 4 --name try  # a shorter run in results/try/
+  snn-nas search --resume                          # continue results/quick/ after a crash
+  snn-nas search cifar10 --address auto --results-dir /shared/results --baselines
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "experiment", nargs="?", default=None, metavar="EXPERIMENT",
+        help="experiment file or bundled name (default: quick; with --resume: the stored one)",
+    )  # fmt: skip
+    parser.add_argument("--name", default=None, help="name of the search folder (default: the experiment's name)")
+    parser.add_argument(
+        "--num-samples", type=int, default=None, metavar="N", help="number of trials (default: the file's)"
+    )
+    parser.add_argument(
+        "--address", default=None, metavar="ADDR",
+        help="address of an existing Ray cluster ('auto', 'HOST:6379', 'ray://HOST:10001'); default: a local Ray",
+    )  # fmt: skip
+    parser.add_argument("--resume", action="store_true", help="continue the search in RESULTS_DIR/NAME")
+    parser.add_argument(
+        "--results-dir", default="results", metavar="DIR", help="parent folder of the results (default: results)"
+    )
+    parser.add_argument(
+        "--baselines", action="store_true",
+        help="also evaluate the experiment's seed presets (mlp_spe_micro, snn_mlp_micro) at the same fidelity",
+    )  # fmt: skip
+    parser.add_argument(
+        "--num-cpus", type=int, default=None, metavar="N", help="CPUs of the local Ray instance (default: all)"
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no live progress display")
+    parser.add_argument("--verbose", action="store_true", help="show Ray's and Optuna's own logs")
+
+
+def _experiment(args: argparse.Namespace):
+    from snn_nas.search.experiment import load_experiment
+    from snn_nas.search.layout import EXPERIMENT_FILE, SearchError
+
+    if args.resume and args.experiment is None:
+        name = args.name or "quick"
+        stored = Path(args.results_dir) / name / EXPERIMENT_FILE
+        if not stored.is_file():
+            raise SearchError(f"--resume: {stored} not found; name the search with --name (and --results-dir)")
+        experiment = load_experiment(stored)
+    else:
+        experiment = load_experiment(args.experiment or "quick")
+    return experiment.with_overrides(name=args.name, trials=args.num_samples)
+
+
+def run(args: argparse.Namespace) -> int:
+    from snn_nas.search.layout import SearchError
+    from snn_nas.search.progress import current_front, format_metric
+    from snn_nas.search.tune import run_search
+
+    if args.num_cpus is not None and args.num_cpus < 1:
+        raise SearchError(f"--num-cpus: {args.num_cpus} must be at least 1")
+    experiment = _experiment(args)
+    outcome = run_search(
+        experiment,
+        results_dir=args.results_dir,
+        address=args.address,
+        resume=args.resume,
+        baselines=args.baselines,
+        progress=not args.no_progress,
+        num_cpus=args.num_cpus,
+        verbose=args.verbose,
+    )
+    rows = outcome.table.to_dict("records")
+    search_rows = [r for r in rows if not r.get("baseline")]
+    counts: dict[str, int] = {}
+    for row in search_rows:
+        counts[row["status"]] = counts.get(row["status"], 0) + 1
+    front = current_front(rows, experiment.metrics, experiment.modes)
+    print(
+        f"{experiment.name}: {len(search_rows)} trials ("
+        + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+        + f"), front of {len(front)}, {outcome.wall_s:.0f} s"
+    )
+    for row in front[:5]:
+        figures = ", ".join(f"{m} {format_metric(m, row.get(m))}" for m in experiment.metrics)
+        print(f"  {row['key']}  {figures}")
+    print(f"table: {outcome.directory / 'trials.parquet'}")
+    print(f"study: optuna-dashboard sqlite:///{outcome.directory / 'optuna.db'}")
+    if not outcome.complete:
+        print(
+            f"the search stopped before all trials finished; continue it with: snn-nas search --resume "
+            f"--name {experiment.name} --results-dir {args.results_dir}"
+        )
+        return 130
+    return 0

@@ -1,0 +1,98 @@
+"""``snn-nas space``: the dimensions, size and seeded samples of a search-space file."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+HELP = "show the dimensions and size of a search space, and seeded samples of it"
+DESCRIPTION = """\
+Show a search space: its name, description, every searchable dimension (label, choices,
+condition under which it matters), the fixed values, the exact number of valid configurations,
+and optionally N seeded samples (label dict, genotype key and summary).
+
+FILE is a space file (.yaml) or the name of a shipped space (quick, spiking_mlp, snn_mlp);
+without FILE the shipped spaces are listed.
+
+examples:
+  snn-nas space quick
+  snn-nas space search_spaces/spiking_mlp.yaml --sample 3 --seed 7
+  snn-nas space quick --sample 5 --json > quick.json
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", nargs="?", metavar="FILE", help="space file or shipped space name")
+    parser.add_argument("--sample", type=int, default=0, metavar="N", help="draw N valid samples (default: 0)")
+    parser.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the samples (default: 0)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+
+
+def _format(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _list_shipped(as_json: bool) -> int:
+    from snn_nas.space import load_space, shipped_spaces
+
+    spaces = [load_space(name) for name in shipped_spaces()]
+    if as_json:
+        rows = [{"name": s.name, "family": s.family, "image_size": s.image_size, "size": s.size()} for s in spaces]
+        print(json.dumps(rows, indent=2))
+        return 0
+    print("shipped spaces (snn-nas space NAME for details):")
+    for s in spaces:
+        print(f"  {s.name:<14} {s.family:<8} {s.image_size:>4} px  {s.size():.3e} configurations")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from snn_nas.space import SpaceError, load_space
+
+    if args.sample < 0:
+        raise SpaceError(f"--sample: {args.sample} is negative; give a number of samples >= 0")
+    if args.file is None:
+        return _list_shipped(args.json)
+    space = load_space(args.file)
+    rng = np.random.default_rng(args.seed)
+    samples = []
+    for _ in range(args.sample):
+        sample = space.sample(rng)
+        genotype = space.decode(sample)
+        samples.append({"sample": sample, "key": genotype.key(), "summary": genotype.summary(), "genotype": genotype})
+    if args.json:
+        info = space.to_dict()
+        info["seed"] = args.seed
+        info["samples"] = [{**s, "genotype": s["genotype"].to_dict()} for s in samples]
+        print(json.dumps(info, indent=2))
+        return 0
+
+    print(f"space {space.name}  ({space.source})")
+    if space.description:
+        print(f"  {space.description}")
+    print(f"  family {space.family}, image size {space.image_size} px")
+    print(f"  size: {space.size():,} valid configurations ({space.size():.3e})")
+    dims = space.dimensions
+    print(f"\ndimensions ({len(dims)} searchable):")
+    width = max((len(d.label) for d in dims), default=5)
+    choice_width = min(max((len(", ".join(map(_format, d.choices))) for d in dims), default=7), 48)
+    for d in dims:
+        choices = ", ".join(map(_format, d.choices))
+        condition = "" if not d.condition else f"if {d.condition_text}"
+        print(f"  {d.label:<{width}}  {choices:<{choice_width}}  {condition}".rstrip())
+    fixed = space.fixed
+    if fixed:
+        print(f"\nfixed ({len(fixed)}):")
+        text = ", ".join(f"{label}={_format(value)}" for label, value in fixed.items())
+        print("  " + text)
+    if samples:
+        print(f"\nsamples (seed {args.seed}):")
+        for i, s in enumerate(samples, start=1):
+            print(f"  #{i} key {s['key']}  {s['summary']}")
+            print(f"     {json.dumps(s['sample'])}")
+    return 0

@@ -1,0 +1,181 @@
+"""Shared pieces of the dataset loaders: the split container, in-memory datasets, helpers.
+
+Every loader returns a ``DataSplits`` whose ``train`` and ``val`` are torch ``Dataset`` objects
+yielding ``(image, label)`` with ``image`` a float tensor ``[C, H, W]`` (normalised) and
+``label`` an ``int``. Small datasets are held in memory as one tensor that is resized and
+normalised once; per-item work is limited to augmentation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset
+
+from snn_nas.errors import SnnNasError
+
+Transform = Callable[[torch.Tensor], torch.Tensor]
+
+
+class DatasetError(SnnNasError, ValueError):
+    """A dataset that cannot be loaded: missing files, bad layout, bad option."""
+
+
+@dataclass(frozen=True)
+class DataSplits:
+    """Training and validation parts of one dataset at one image size.
+
+    ``train`` / ``val`` yield ``(float image [in_chans, image_size, image_size], int label)``.
+    """
+
+    name: str
+    train: Dataset
+    val: Dataset
+    num_classes: int
+    in_chans: int
+    image_size: int
+    classes: tuple[str, ...] = field(default=())
+
+    def describe(self) -> str:
+        return (
+            f"{self.name}: {len(self.train)} train / {len(self.val)} val images, "  # type: ignore[arg-type]
+            f"{self.in_chans}x{self.image_size}x{self.image_size}, {self.num_classes} classes"
+        )
+
+
+class TensorImageDataset(Dataset):
+    """In-memory images ``[N, C, H, W]`` with labels ``[N]``.
+
+    Without ``transform`` the images must already be normalised floats. ``transform`` maps one
+    stored image ``[C, H, W]`` to the float ``[C, H', W']`` served (conversion, augmentation); it
+    may draw from torch's default generator (the training engine seeds it in a forked scope).
+    """
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, transform: Transform | None = None) -> None:
+        if images.ndim != 4 or labels.ndim != 1 or len(images) != len(labels):
+            raise ValueError(
+                f"expected images [N, C, H, W] and labels [N], got {tuple(images.shape)}, {tuple(labels.shape)}"
+            )
+        self.images = images
+        self.labels = labels.long()
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        image = self.images[index]
+        if self.transform is not None:
+            image = self.transform(image)
+        return image, int(self.labels[index])
+
+
+def stratified_split(labels: torch.Tensor, val_fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Split indices ``[N]`` into (train, val) keeping class proportions; fixed by ``seed``.
+
+    Each class contributes ``round(count * val_fraction)`` images (at least one when it has two
+    or more) to the validation part. Both index tensors are sorted.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    train, val = [], []
+    for cls in torch.unique(labels).tolist():
+        members = torch.nonzero(labels == cls).flatten()
+        members = members[torch.randperm(len(members), generator=generator)]
+        n_val = round(len(members) * val_fraction)
+        if len(members) >= 2:
+            n_val = min(max(n_val, 1), len(members) - 1)
+        val.append(members[:n_val])
+        train.append(members[n_val:])
+    return torch.cat(train).sort().values, torch.cat(val).sort().values
+
+
+def resize_images(images: torch.Tensor, size: int) -> torch.Tensor:
+    """Bilinear (antialiased) resize of ``[N, C, H, W]`` to ``[N, C, size, size]``."""
+    if images.shape[-2:] == (size, size):
+        return images
+    return F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+
+
+def pad_images(images: torch.Tensor, size: int, value: float = 0.0) -> torch.Tensor:
+    """Centre ``[N, C, H, W]`` on a ``size x size`` canvas filled with ``value`` (extra pixel right/bottom)."""
+    h, w = images.shape[-2:]
+    top, left = (size - h) // 2, (size - w) // 2
+    return F.pad(images, (left, size - w - left, top, size - h - top), value=value)
+
+
+def normalise(images: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """``(images - mean) / std`` per channel for ``[N, C, H, W]``."""
+    m = torch.tensor(mean, dtype=images.dtype).view(1, -1, 1, 1)
+    s = torch.tensor(std, dtype=images.dtype).view(1, -1, 1, 1)
+    return (images - m) / s
+
+
+def check_image_size(name: str, image_size: int | None, default: int) -> int:
+    """The image size to use: ``image_size`` if given (a positive int), else ``default``."""
+    if image_size is None:
+        return default
+    if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1:
+        raise DatasetError(f"{name}: image_size must be a positive integer or None, got {image_size!r}")
+    return image_size
+
+
+class Compose:
+    """Apply per-image transforms ``[C, H, W] -> [C, H, W]`` in order."""
+
+    def __init__(self, transforms: Sequence[Transform]) -> None:
+        self.transforms = tuple(transforms)
+
+    def __call__(self, image: torch.Tensor) -> torch.Tensor:
+        for transform in self.transforms:
+            image = transform(image)
+        return image
+
+    def __repr__(self) -> str:
+        return f"Compose({list(self.transforms)})"
+
+
+class ToNormalisedFloat:
+    """uint8 image ``[C, H, W]`` -> float ``[C, size, size]``: scale to [0, 1], resize, normalise."""
+
+    def __init__(self, size: int, mean: Sequence[float], std: Sequence[float]) -> None:
+        self.size = size
+        self.mean = torch.tensor(mean, dtype=torch.float32).view(-1, 1, 1)
+        self.std = torch.tensor(std, dtype=torch.float32).view(-1, 1, 1)
+
+    def __call__(self, image: torch.Tensor) -> torch.Tensor:
+        image = image.float() / 255.0
+        if image.shape[-2:] != (self.size, self.size):
+            image = resize_images(image.unsqueeze(0), self.size).squeeze(0)
+        return (image - self.mean) / self.std
+
+    def __repr__(self) -> str:
+        return f"ToNormalisedFloat(size={self.size})"
+
+
+class RandomCropFlip:
+    """Per-image augmentation on a normalised tensor ``[C, H, W]``: zero-padded random crop, flip.
+
+    ``padding`` pixels of 0 (the normalised mean) on every side, then a random ``H x W`` crop;
+    a horizontal flip with probability 0.5 when ``flip``. Draws from torch's default generator.
+    """
+
+    def __init__(self, padding: int = 4, flip: bool = True) -> None:
+        self.padding = padding
+        self.flip = flip
+
+    def __call__(self, image: torch.Tensor) -> torch.Tensor:
+        h, w = image.shape[-2:]
+        if self.padding:
+            p = self.padding
+            image = F.pad(image, (p, p, p, p))
+            top, left = torch.randint(0, 2 * p + 1, (2,)).tolist()
+            image = image[:, top : top + h, left : left + w]
+        if self.flip and torch.rand(()) < 0.5:
+            image = image.flip(-1)
+        return image
+
+    def __repr__(self) -> str:
+        return f"RandomCropFlip(padding={self.padding}, flip={self.flip})"

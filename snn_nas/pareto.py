@@ -1,0 +1,170 @@
+"""Pure multi-objective maths over numpy arrays.
+
+Every function works on *loss values*: an ``[n, m]`` array of ``n`` points and ``m`` objectives,
+all to be minimised. ``to_minimization`` turns raw objectives (some maximised, such as accuracy)
+into loss values by negating the maximised columns, which keeps raw units, so a hypervolume
+computed on them is in the raw units (e.g. accuracy fraction x SOPs per image).
+
+Dominance: ``a`` dominates ``b`` when ``a <= b`` in every objective and ``a < b`` in at least
+one. Identical points do not dominate each other, so duplicates share a front.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from snn_nas.errors import SnnNasError
+
+DIRECTIONS = ("minimize", "maximize")
+
+
+class ParetoError(SnnNasError, ValueError):
+    """Bad input to the Pareto functions; the message names what is wrong."""
+
+
+def _as_points(values: np.ndarray | Sequence[Sequence[float]], name: str = "loss_values") -> np.ndarray:
+    points = np.asarray(values, dtype=float)
+    if points.ndim == 1 and points.size == 0:
+        points = points.reshape(0, 0)
+    if points.ndim != 2:
+        raise ParetoError(f"{name}: expected a 2-D array [points, objectives], got shape {points.shape}")
+    if points.shape[0] and not np.isfinite(points).all():
+        raise ParetoError(f"{name}: contains NaN or infinite values; drop those points first")
+    return points
+
+
+def to_minimization(values: np.ndarray | Sequence[Sequence[float]], directions: Sequence[str]) -> np.ndarray:
+    """Raw objectives ``[n, m]`` -> loss values ``[n, m]``: maximised columns are negated.
+
+    ``directions`` has one entry per column, each ``"minimize"`` or ``"maximize"``.
+    """
+    points = np.asarray(values, dtype=float)
+    if points.ndim != 2:
+        raise ParetoError(f"values: expected a 2-D array [points, objectives], got shape {points.shape}")
+    if len(directions) != points.shape[1]:
+        raise ParetoError(f"directions: expected {points.shape[1]} (one per objective), got {len(directions)}")
+    signs = np.empty(len(directions))
+    for i, direction in enumerate(directions):
+        if direction not in DIRECTIONS:
+            raise ParetoError(f"directions[{i}]: {direction!r} is not allowed; choose one of {list(DIRECTIONS)}")
+        signs[i] = -1.0 if direction == "maximize" else 1.0
+    return points * signs
+
+
+def dominates(a: Sequence[float], b: Sequence[float]) -> bool:
+    """Whether loss vector ``a`` (``[m]``) dominates ``b`` (``[m]``)."""
+    av, bv = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    return bool(np.all(av <= bv) and np.any(av < bv))
+
+
+def dominance_matrix(loss_values: np.ndarray | Sequence[Sequence[float]]) -> np.ndarray:
+    """``[n, n]`` boolean matrix ``D`` with ``D[i, j]`` true when point ``i`` dominates point ``j``."""
+    points = _as_points(loss_values)
+    le = np.all(points[:, None, :] <= points[None, :, :], axis=2)
+    lt = np.any(points[:, None, :] < points[None, :, :], axis=2)
+    return le & lt
+
+
+def is_pareto_front(loss_values: np.ndarray | Sequence[Sequence[float]]) -> np.ndarray:
+    """``[n]`` boolean mask of the non-dominated points of ``loss_values`` (``[n, m]``)."""
+    points = _as_points(loss_values)
+    if points.shape[0] == 0:
+        return np.zeros(0, dtype=bool)
+    return ~dominance_matrix(points).any(axis=0)
+
+
+def non_domination_ranks(loss_values: np.ndarray | Sequence[Sequence[float]]) -> np.ndarray:
+    """``[n]`` integer rank of each point: 0 for the Pareto front, 1 for the front of the rest, ...
+
+    (Non-dominated sorting as in NSGA-II: peel off fronts until no point is left.)
+    """
+    points = _as_points(loss_values)
+    n = points.shape[0]
+    ranks = np.full(n, -1, dtype=int)
+    if n == 0:
+        return ranks
+    dom = dominance_matrix(points)
+    remaining = np.ones(n, dtype=bool)
+    rank = 0
+    while remaining.any():
+        # a remaining point is on this front when no remaining point dominates it
+        dominated = dom[remaining][:, remaining].any(axis=0)
+        idx = np.flatnonzero(remaining)[~dominated]
+        ranks[idx] = rank
+        remaining[idx] = False
+        rank += 1
+    return ranks
+
+
+def _check_reference(points: np.ndarray, reference_point: Sequence[float]) -> np.ndarray:
+    ref = np.asarray(reference_point, dtype=float)
+    if ref.ndim != 1 or (points.shape[1] and ref.shape[0] != points.shape[1]):
+        raise ParetoError(
+            f"reference_point: expected {points.shape[1]} coordinates (one per objective), got shape {ref.shape}"
+        )
+    if not np.isfinite(ref).all():
+        raise ParetoError("reference_point: contains NaN or infinite values")
+    return ref
+
+
+def hypervolume_2d(loss_values: np.ndarray | Sequence[Sequence[float]], reference_point: Sequence[float]) -> float:
+    """Area dominated by ``loss_values`` (``[n, 2]``, minimised) and bounded by ``reference_point``.
+
+    Points that do not strictly dominate the reference point in both objectives add nothing.
+    Exact: a sweep over the points sorted by the first objective, O(n log n).
+    """
+    points = _as_points(loss_values)
+    if points.shape[0] and points.shape[1] != 2:
+        raise ParetoError(f"loss_values: hypervolume_2d needs 2 objectives, got {points.shape[1]}")
+    if points.shape[0] == 0:
+        return 0.0
+    ref = _check_reference(points, reference_point)
+    inside = np.all(points < ref, axis=1)
+    points = points[inside]
+    if points.shape[0] == 0:
+        return 0.0
+    order = np.lexsort((points[:, 1], points[:, 0]))  # by f0, ties by f1
+    area = 0.0
+    best_f1 = ref[1]
+    for f0, f1 in points[order]:
+        if f1 < best_f1:
+            area += (ref[0] - f0) * (best_f1 - f1)
+            best_f1 = f1
+    return float(area)
+
+
+def hypervolume(loss_values: np.ndarray | Sequence[Sequence[float]], reference_point: Sequence[float]) -> float:
+    """Hypervolume of ``loss_values`` (``[n, m]``, minimised, any ``m >= 1``) w.r.t. ``reference_point``.
+
+    Exact, by slicing along the last objective down to the 2-D sweep (HSO); fine for the few
+    hundred points of a search front with m <= 4. Points not strictly better than the reference
+    in every objective add nothing.
+    """
+    points = _as_points(loss_values)
+    if points.shape[0] == 0:
+        return 0.0
+    ref = _check_reference(points, reference_point)
+    points = points[np.all(points < ref, axis=1)]
+    if points.shape[0] == 0:
+        return 0.0
+    return float(_hv(points, ref))
+
+
+def _hv(points: np.ndarray, ref: np.ndarray) -> float:
+    m = points.shape[1]
+    if m == 1:
+        return float(ref[0] - points[:, 0].min())
+    if m == 2:
+        return hypervolume_2d(points, ref)
+    points = points[is_pareto_front(points)]
+    order = np.argsort(points[:, -1], kind="stable")
+    points = points[order]
+    volume = 0.0
+    for i in range(points.shape[0]):
+        upper = points[i + 1, -1] if i + 1 < points.shape[0] else ref[-1]
+        depth = upper - points[i, -1]
+        if depth > 0:
+            volume += depth * _hv(points[: i + 1, :-1], ref[:-1])
+    return volume

@@ -1,0 +1,383 @@
+"""Retrain one architecture of a search at full fidelity, measure it, and report.
+
+``retrain(results_dir, rank=K | key=KEY, ...)`` picks a trial (``select_trial``), raises its
+search fidelity to full fidelity (``full_fidelity_config``), trains it with the training engine
+(checkpoints ``last.pt`` / ``best.pt``, resumable), measures its costs on a calibration batch of
+validation images, and writes everything under ``RESULTS_DIR/retrain/<key>/``:
+
+* ``last.pt``: the trained model (``snn_nas.load_model(path)`` rebuilds it in eval mode); its
+  validation accuracy is the report's ``val_acc``; ``best.pt``: the best epoch;
+* ``report.json`` and ``report.md``: architecture, accuracy, SOPs, MACs, energy, params, T,
+  training config and curve;
+* ``training_curve.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from snn_nas.errors import SnnNasError
+from snn_nas.report import analyse_front, declared_reference_point, is_missing, load_trials
+
+DEFAULT_EPOCHS = 30
+DEFAULT_CALIBRATION_IMAGES = 64
+CHECKPOINT = "last.pt"
+
+
+class RetrainError(SnnNasError, LookupError):
+    """No trial matches the requested rank or key, or its row cannot be retrained."""
+
+
+@dataclass(frozen=True)
+class RetrainResult:
+    """Where ``retrain`` wrote its files, and the headline figures (see ``report.json``)."""
+
+    key: str
+    status: str
+    val_acc: float
+    best_val_acc: float
+    sops: float | None
+    energy_uj: float | None
+    out_dir: str
+    checkpoint: str
+    report_json: str
+    report_md: str
+    curve_png: str
+
+
+# ----------------------------------------------------------------------------- selection
+def select_trial(
+    trials: Any, *, rank: int | None = None, key: str | None = None, x: str = "sops", reference: Any = None
+) -> dict[str, Any]:
+    """The row to retrain, as a dict (with ``rank`` set when chosen from the front).
+
+    ``rank`` K: the K-th row of the Pareto front (accuracy vs ``x``) sorted by accuracy
+    descending, baselines included (rank 0 = most accurate; what ``snn-nas pareto`` shows).
+    ``key``: the trial with this architecture key (or a unique prefix of one), its most accurate
+    ``ok`` row. Neither: rank 0.
+    """
+    if rank is not None and key is not None:
+        raise RetrainError("give either --rank or --key, not both")
+    if key is None:
+        rank = 0 if rank is None else rank
+        analysis = analyse_front(trials, x=x, reference_point=reference)
+        front = analysis.front
+        if front.empty:
+            raise RetrainError("the front is empty: no trial has finished with status 'ok' yet")
+        if isinstance(rank, bool) or not isinstance(rank, int) or not 0 <= rank < len(front):
+            raise RetrainError(f"--rank: {rank} is out of range; the front has ranks 0..{len(front) - 1}")
+        return dict(front.iloc[rank].to_dict())
+    keys = trials["key"].astype(str)
+    matches = trials[keys == key]
+    if matches.empty:
+        matches = trials[keys.str.startswith(key)]
+        if matches["key"].nunique() > 1:
+            found = ", ".join(sorted(matches["key"].astype(str).unique())[:8])
+            raise RetrainError(f"--key: {key!r} is the prefix of several keys ({found}); give more characters")
+    if matches.empty:
+        known = ", ".join(sorted(keys.unique())[:8])
+        raise RetrainError(f"--key: no trial has key {key!r}; keys include {known}")
+    ok = matches[matches["status"].astype(str).to_numpy() == "ok"]
+    chosen = (ok if not ok.empty else matches).sort_values("val_acc", ascending=False, na_position="last")
+    row = dict(chosen.iloc[0].to_dict())
+    row["rank"] = None
+    return row
+
+
+def full_fidelity_config(
+    fidelity: Any,
+    *,
+    epochs: int = DEFAULT_EPOCHS,
+    overrides: dict[str, Any] | None = None,
+    native_image_size: bool = False,
+) -> Any:
+    """The search's ``TrainConfig`` (``fidelity``: JSON text or a dict) at full fidelity.
+
+    Full fidelity: the whole training split (``subset`` 1.0), every batch
+    (``max_batches_per_epoch`` None), the architecture's own T (``max_time_steps`` None) and
+    ``epochs``. Everything else (dataset, image size, batch size, recipe, seed) stays as the
+    search had it. ``overrides`` (TrainConfig field -> value, None values ignored) apply last;
+    ``native_image_size`` sets ``image_size`` to None (the dataset's own size).
+    """
+    from snn_nas.training import TrainConfig
+
+    if not isinstance(fidelity, dict) and is_missing(fidelity):
+        fidelity = None
+    if isinstance(fidelity, str):
+        try:
+            fidelity = json.loads(fidelity)
+        except json.JSONDecodeError as exc:
+            raise RetrainError(f"the trial's fidelity column is not valid JSON: {exc}") from None
+    base = TrainConfig.from_dict(fidelity) if fidelity else TrainConfig()
+    changes: dict[str, Any] = {"subset": 1.0, "max_batches_per_epoch": None, "max_time_steps": None, "epochs": epochs}
+    allowed = {f.name for f in fields(TrainConfig)}
+    for name, value in (overrides or {}).items():
+        if name not in allowed:
+            raise RetrainError(f"override {name!r} is not a TrainConfig field; allowed: {sorted(allowed)}")
+        if value is not None:
+            changes[name] = value
+    if native_image_size:
+        changes["image_size"] = None
+    return replace(base, **changes)
+
+
+def _experiment_costs(results_dir: Path) -> dict[str, Any]:
+    """The ``costs`` settings of the experiment (calibration images, energy constants), if any."""
+    path = results_dir / "experiment.yaml"
+    if not path.is_file():
+        return {}
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError:
+        return {}
+    costs = data.get("costs") if isinstance(data, dict) else None
+    return dict(costs) if isinstance(costs, dict) else {}
+
+
+# ----------------------------------------------------------------------------- retraining
+def retrain(
+    results_dir: str | Path,
+    *,
+    rank: int | None = None,
+    key: str | None = None,
+    x: str = "sops",
+    epochs: int = DEFAULT_EPOCHS,
+    overrides: dict[str, Any] | None = None,
+    native_image_size: bool = False,
+    resume: bool = True,
+    device: str | None = None,
+    progress: bool = True,
+    download: bool = False,
+    calibration_images: int | None = None,
+    data: Any = None,
+) -> RetrainResult:
+    """Retrain the chosen trial of ``results_dir`` at full fidelity; see the module docstring.
+
+    ``rank`` / ``key`` / ``x``: as ``select_trial``. ``epochs``, ``overrides`` (TrainConfig
+    fields) and ``native_image_size``: as ``full_fidelity_config``. ``resume``: continue from
+    ``retrain/<key>/last.pt`` if present (same settings required). ``data``: preloaded
+    ``DataSplits`` (default: the config's dataset). ``calibration_images``: validation images
+    the costs are measured on (default: the experiment's ``costs.calibration_images``, else 64).
+    """
+    import torch
+
+    from snn_nas import __version__
+    from snn_nas.checkpoint import CheckpointError
+    from snn_nas.costs import EnergyModel, measure_costs
+    from snn_nas.data import load_dataset
+    from snn_nas.genotype import Genotype
+    from snn_nas.training import SPLIT_SEED, resolve_device, train_model
+
+    root = Path(results_dir)
+    trials = load_trials(root)
+    reference, _ = declared_reference_point(root)
+    row = select_trial(trials, rank=rank, key=key, x=x, reference=reference)
+    if is_missing(row.get("genotype")):
+        raise RetrainError(f"trial {row.get('trial_id')} (key {row['key']}) has no genotype to rebuild")
+    genotype = Genotype.from_json(str(row["genotype"]))
+    config = full_fidelity_config(
+        row.get("fidelity"), epochs=epochs, overrides=overrides, native_image_size=native_image_size
+    )
+    arch_key = genotype.key()
+    out = root / "retrain" / arch_key
+    out.mkdir(parents=True, exist_ok=True)
+
+    dev = resolve_device(device)
+    if data is None:
+        data = load_dataset(
+            config.dataset, data_root=config.data_root, image_size=config.image_size, seed=SPLIT_SEED, download=download
+        )
+    try:
+        result = train_model(genotype, config, out_dir=out, resume=resume, device=dev, progress=progress, data=data)
+    except CheckpointError as exc:
+        raise RetrainError(f"{exc}. Pass --no-resume to start this retraining over") from None
+
+    exp_costs = _experiment_costs(root)
+    costs = None
+    if result.ok:
+        energy = EnergyModel(**{k: v for k, v in exp_costs.items() if k in ("energy_per_sop_pj", "energy_per_mac_pj")})
+        n = calibration_images or int(exp_costs.get("calibration_images", DEFAULT_CALIBRATION_IMAGES))
+        n = max(1, min(n, len(data.val)))
+        images = torch.stack([data.val[i][0] for i in range(n)]).to(dev)
+        costs = measure_costs(result.model, images, energy=energy).to_dict()
+
+    report = {
+        "key": arch_key,
+        "status": result.status,
+        "error": result.error,
+        "val_acc": result.val_acc,
+        "best_val_acc": result.best_val_acc,
+        "val_loss": result.val_loss,
+        "epochs": result.epochs,
+        "time_steps": result.time_steps,
+        "wall_s": result.wall_s,
+        "costs": costs,
+        "summary": genotype.summary(),
+        "genotype": genotype.to_dict(),
+        "config": config.to_dict(),
+        "dataset": data.describe(),
+        "source": {
+            "results_dir": str(root),
+            "trial_id": _plain(row.get("trial_id")),
+            "rank": _plain(row.get("rank")),
+            "x": x,
+            "baseline": _plain(row.get("baseline")) or "",
+            "search_val_acc": _plain(row.get("val_acc")),
+            "search_sops": _plain(row.get("sops")),
+            "search_energy_uj": _plain(row.get("energy_uj")),
+            "search_fidelity": json.loads(row["fidelity"]) if isinstance(row.get("fidelity"), str) else None,
+        },
+        "checkpoint": CHECKPOINT,
+        "best_checkpoint": "best.pt",
+        "history": result.history,
+        "device": str(dev),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "version": __version__,
+    }
+    paths = write_report(report, out)
+    return RetrainResult(
+        key=arch_key,
+        status=result.status,
+        val_acc=result.val_acc,
+        best_val_acc=result.best_val_acc,
+        sops=None if costs is None else costs["sops"],
+        energy_uj=None if costs is None else costs["energy_uj"],
+        out_dir=str(out),
+        checkpoint=str(out / CHECKPOINT),
+        report_json=str(paths["json"]),
+        report_md=str(paths["md"]),
+        curve_png=str(paths["png"]),
+    )
+
+
+def _plain(value: Any) -> Any:
+    if is_missing(value):
+        return None
+    return value.item() if hasattr(value, "item") else value
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with NaN/inf floats replaced by None (strict JSON)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+# ----------------------------------------------------------------------------- the report
+def write_report(report: dict[str, Any], out: Path) -> dict[str, Path]:
+    """Write ``report.json``, ``report.md`` and ``training_curve.png`` into ``out``."""
+    from snn_nas.plots import draw_training_curve_png, training_curve_info
+
+    paths = {"json": out / "report.json", "md": out / "report.md", "png": out / "training_curve.png"}
+    paths["json"].write_text(json.dumps(_finite(report), indent=2) + "\n")
+    info = training_curve_info(report["history"], title=f"retraining {report['key']}")
+    draw_training_curve_png(info, paths["png"])
+    paths["md"].write_text(markdown_report(report))
+    return paths
+
+
+def _pct(value: Any) -> str:
+    return "-" if value is None or not math.isfinite(float(value)) else f"{100 * float(value):.2f} %"
+
+
+def markdown_report(report: dict[str, Any]) -> str:
+    """The Markdown version of a retraining report (``report.json`` content)."""
+    from snn_nas.report import format_count
+
+    costs = report.get("costs") or {}
+    source = report["source"]
+    config = report["config"]
+    checkpoint = Path(source["results_dir"]) / "retrain" / report["key"] / report["checkpoint"]
+    origin = f"rank {source['rank']} of the Pareto front" if source.get("rank") is not None else "chosen by key"
+    if source.get("baseline"):
+        origin += f", baseline preset `{source['baseline']}`"
+    lines = [
+        f"# Retrained architecture `{report['key']}`",
+        "",
+        f"From `{source['results_dir']}`, trial `{source['trial_id']}` ({origin}; search accuracy "
+        f"{_pct(source.get('search_val_acc'))} at the search fidelity). Status: **{report['status']}**"
+        + (f" ({report['error']})" if report.get("error") else "")
+        + ".",
+        "",
+        "## Architecture",
+        "",
+        *[f"- {part.strip()}" for part in report["summary"].split(";")],
+        "",
+        "## Result",
+        "",
+        "| metric | value |",
+        "|---|---|",
+        f"| validation accuracy (final epoch, the checkpoint) | {_pct(report['val_acc'])} |",
+        f"| best validation accuracy (best.pt) | {_pct(report['best_val_acc'])} |",
+        f"| SOPs per image | {format_count(costs.get('sops'))} |",
+        f"| MACs per image | {format_count(costs.get('macs'))} |",
+        f"| energy per image | {_energy(costs)} |",
+        f"| mean firing rate | {_rate(costs.get('firing_rate'))} |",
+        f"| parameters | {format_count(costs.get('params'))} |",
+        f"| time steps T | {report.get('time_steps')} |",
+        f"| epochs | {report['epochs']} |",
+        f"| training wall time | {report['wall_s']:.1f} s on {report['device']} |",
+        "",
+        f"Dataset: {report['dataset']}. Costs measured on {costs.get('batch_size', '-')} validation images, "
+        "per image, summed over the time steps.",
+        "",
+        "## Training",
+        "",
+        "![training curve](training_curve.png)",
+        "",
+        "| epoch | val accuracy | train loss | val loss |",
+        "|---|---|---|---|",
+        *[
+            f"| {h.get('epoch')} | {_pct(h.get('val_acc'))} | {_num(h.get('train_loss'))} | {_num(h.get('val_loss'))} |"
+            for h in report["history"]
+        ],
+        "",
+        "Training config (full fidelity): "
+        + ", ".join(
+            f"{k}={config[k]}" for k in ("dataset", "epochs", "batch_size", "lr", "optimizer", "image_size", "seed")
+        ),
+        "",
+        "## Use it",
+        "",
+        "```python",
+        "import snn_nas",
+        f'model = snn_nas.load_model("{checkpoint}")',
+        "logits = model(images)  # [B, C, H, W] -> [B, num_classes], eval mode",
+        "```",
+        "",
+        "## Genotype",
+        "",
+        "```json",
+        json.dumps(report["genotype"], indent=2, sort_keys=True),
+        "```",
+        "",
+        f"snn-nas {report['version']}, torch {report['torch']}, Python {report['python']}.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _energy(costs: dict[str, Any]) -> str:
+    if costs.get("energy_uj") is None:
+        return "-"
+    return f"{costs['energy_uj']:.4g} uJ ({costs['energy_per_sop_pj']:g} pJ/SOP, {costs['energy_per_mac_pj']:g} pJ/MAC)"
+
+
+def _rate(value: Any) -> str:
+    return "-" if value is None else f"{float(value):.4f}"
+
+
+def _num(value: Any) -> str:
+    return "-" if value is None or not math.isfinite(float(value)) else f"{float(value):.4f}"

@@ -1,0 +1,197 @@
+"""Live progress of a search in the terminal: trials done / running / failed and the current front.
+
+``SearchProgress`` keeps the counts and the finished rows; the driver feeds it events. On a
+terminal it redraws a rich ``Live`` panel; elsewhere (logs, CI, tests) it prints one line per
+finished trial. ``current_front`` is a pure function over result rows (tested on its own).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+FRONT_ROWS_SHOWN = 8
+
+
+def _value(row: Mapping[str, Any], metric: str) -> float:
+    try:
+        value = float(row.get(metric))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return math.nan
+    return value
+
+
+def current_front(
+    rows: Sequence[Mapping[str, Any]], metrics: Sequence[str], modes: Sequence[str]
+) -> list[dict[str, Any]]:
+    """The non-dominated rows among the finished, feasible, non-baseline ``ok`` rows.
+
+    Rows with a non-finite objective are left out. Returned in order of the first objective,
+    best first.
+    """
+    from snn_nas.pareto import is_pareto_front, to_minimization
+
+    candidates = [
+        dict(r)
+        for r in rows
+        if r.get("status") == "ok"
+        and not r.get("baseline")
+        and r.get("feasible") is not False
+        and all(math.isfinite(_value(r, m)) for m in metrics)
+    ]
+    if not candidates:
+        return []
+    directions = ["maximize" if mode == "max" else "minimize" for mode in modes]
+    values = to_minimization([[_value(r, m) for m in metrics] for r in candidates], directions)
+    mask = is_pareto_front(values)
+    front = [(v[0], r) for v, r, keep in zip(values.tolist(), candidates, mask.tolist(), strict=True) if keep]
+    front.sort(key=lambda pair: pair[0])
+    return [r for _, r in front]
+
+
+def format_metric(metric: str, value: Any) -> str:
+    number = _value({"v": value}, "v")
+    if not math.isfinite(number):
+        return "-"
+    if metric in ("val_acc", "firing_rate"):
+        return f"{100 * number:.2f}%" if metric == "val_acc" else f"{number:.3f}"
+    if metric == "energy_uj":
+        return f"{number:.4g} uJ"
+    if abs(number) >= 1e3:
+        return f"{number:.3g}"
+    return f"{number:g}"
+
+
+class SearchProgress:
+    """Counts and front of a running search; ``live`` redraws a panel (default: on a TTY)."""
+
+    def __init__(
+        self,
+        name: str,
+        total: int,
+        metrics: Sequence[str],
+        modes: Sequence[str],
+        *,
+        live: bool | None = None,
+        enabled: bool = True,
+        stream: Any = None,
+    ) -> None:
+        self.name = name
+        self.total = total
+        self.metrics = list(metrics)
+        self.modes = list(modes)
+        self.enabled = enabled
+        self.stream = stream if stream is not None else sys.stdout
+        self.live = enabled and (self.stream.isatty() if live is None else live)
+        self.rows: dict[str, dict[str, Any]] = {}
+        self.running: dict[str, dict[str, Any]] = {}
+        self.started = time.monotonic()
+        self._live: Any = None
+
+    # ---------------------------------------------------------------- counts
+    def counts(self) -> dict[str, int]:
+        """``done`` (finished, any status), ``running``, and one count per status."""
+        counts = {"done": len(self.rows), "running": len(self.running)}
+        for row in self.rows.values():
+            status = str(row.get("status"))
+            counts[status] = counts.get(status, 0) + 1
+        counts["failed_total"] = sum(counts.get(s, 0) for s in ("failed", "diverged", "invalid"))
+        return counts
+
+    def front(self) -> list[dict[str, Any]]:
+        return current_front(list(self.rows.values()), self.metrics, self.modes)
+
+    def headline(self) -> str:
+        c = self.counts()
+        elapsed = time.monotonic() - self.started
+        return (
+            f"{self.name}: {c['done']}/{self.total} done (ok {c.get('ok', 0)}, stopped {c.get('stopped', 0)}, "
+            f"failed {c['failed_total']}), {c['running']} running, front {len(self.front())}, {elapsed:.0f}s"
+        )
+
+    # ---------------------------------------------------------------- events
+    def add_existing(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Rows finished before this session (a resumed search)."""
+        for row in rows:
+            self.rows[str(row["trial_id"])] = dict(row)
+        self._refresh()
+
+    def trial_started(self, trial_id: str) -> None:
+        self.running.setdefault(trial_id, {"epoch": 0})
+        self._refresh()
+
+    def trial_result(self, trial_id: str, record: Mapping[str, Any]) -> None:
+        self.running[trial_id] = {"epoch": record.get("epoch", 0), **{m: record.get(m) for m in self.metrics}}
+        self._refresh()
+
+    def trial_finished(self, row: Mapping[str, Any]) -> None:
+        trial_id = str(row["trial_id"])
+        self.running.pop(trial_id, None)
+        self.rows[trial_id] = dict(row)
+        if self.enabled and not self.live:
+            self._print_line(row)
+        self._refresh()
+
+    def _print_line(self, row: Mapping[str, Any]) -> None:
+        figures = " ".join(f"{m}={format_metric(m, row.get(m))}" for m in self.metrics)
+        tag = f" baseline={row['baseline']}" if row.get("baseline") else ""
+        error = f" ({row['error']})" if row.get("error") else ""
+        c = self.counts()
+        print(
+            f"[{c['done']}/{self.total}] {row['trial_id']} {row.get('status')}{tag} {figures}{error} "
+            f"| running {c['running']}, failed {c['failed_total']}, front {len(self.front())}",
+            file=self.stream,
+            flush=True,
+        )
+
+    # ---------------------------------------------------------------- drawing
+    def render(self) -> Any:
+        """A rich renderable: the headline, the running trials and the current front."""
+        from rich.console import Group
+        from rich.table import Table
+
+        running = Table(title="running", title_justify="left", expand=False)
+        running.add_column("trial")
+        running.add_column("epoch", justify="right")
+        for metric in self.metrics:
+            running.add_column(metric, justify="right")
+        for trial_id, info in sorted(self.running.items()):
+            running.add_row(trial_id, str(info.get("epoch", 0)), *(format_metric(m, info.get(m)) for m in self.metrics))
+
+        front = Table(title="current front", title_justify="left", expand=False)
+        front.add_column("trial")
+        front.add_column("key")
+        for metric in self.metrics:
+            front.add_column(metric, justify="right")
+        rows = self.front()
+        for row in rows[:FRONT_ROWS_SHOWN]:
+            front.add_row(
+                str(row["trial_id"]), str(row.get("key")), *(format_metric(m, row.get(m)) for m in self.metrics)
+            )
+        if len(rows) > FRONT_ROWS_SHOWN:
+            front.caption = f"... {len(rows) - FRONT_ROWS_SHOWN} more"
+        return Group(self.headline(), running, front)
+
+    def _refresh(self) -> None:
+        if self._live is not None:
+            self._live.update(self.render())
+
+    def __enter__(self) -> SearchProgress:
+        if self.live:
+            from rich.console import Console
+            from rich.live import Live
+
+            self._live = Live(self.render(), console=Console(file=self.stream), refresh_per_second=2, transient=False)
+            self._live.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._live is not None:
+            self._live.update(self.render())
+            self._live.__exit__(None, None, None)
+            self._live = None
+        elif self.enabled:
+            print(self.headline(), file=self.stream, flush=True)

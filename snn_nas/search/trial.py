@@ -1,0 +1,339 @@
+"""The work of one trial, free of Ray: decode the sample, train it, measure its costs.
+
+``run_trial`` is called by the Ray trainable (``snn_nas.search.tune``) with a ``report``
+function; it reports a *record* (a flat dict of primitives, the result-table fields of the
+trial so far) after every epoch and returns the final record. It never raises for a bad
+candidate: an invalid sample, a failed or diverged training run end as a record whose
+``status`` says so, with the reason in ``error`` and NaN objectives.
+
+Costs are measured on the model being trained, after every epoch, on a fixed calibration batch
+(the first ``calibration_images`` validation images): firing rates change with training, so
+each reported SOP figure is that of the weights whose accuracy is reported with it.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+RUNNING = "running"  # status of an intermediate (per-epoch) record
+FAILED_STATUSES = ("failed", "diverged", "invalid")
+OOM_REASON = "out of memory"
+
+Record = dict[str, Any]
+Report = Callable[[Record], Any]
+
+
+@dataclass(frozen=True)
+class TrialSpec:
+    """What every trial of one search shares (primitives only; shipped to the Ray workers).
+
+    ``train_config``: ``TrainConfig.to_dict()``; ``constraints``: ``(metric, upper bound)``
+    pairs; ``gpus``: the trial's GPU share (> 0: train on CUDA when available).
+    """
+
+    train_config: tuple[tuple[str, Any], ...]
+    objectives: tuple[str, ...] = ("val_acc", "sops")
+    constraints: tuple[tuple[str, float], ...] = ()
+    calibration_images: int = 64
+    energy_per_sop_pj: float = 0.9
+    energy_per_mac_pj: float = 4.6
+    cpus: float = 1.0
+    gpus: float = 0.0
+
+    @classmethod
+    def from_experiment(cls, experiment: Any) -> TrialSpec:
+        config = experiment.train_config()
+        return cls(
+            train_config=tuple(sorted(config.to_dict().items())),
+            objectives=tuple(experiment.metrics),
+            constraints=tuple(experiment.constraints),
+            calibration_images=experiment.costs.calibration_images,
+            energy_per_sop_pj=experiment.costs.energy_per_sop_pj,
+            energy_per_mac_pj=experiment.costs.energy_per_mac_pj,
+            cpus=experiment.resources.cpus,
+            gpus=experiment.resources.gpus,
+        )
+
+    def config(self) -> Any:
+        from snn_nas.training.config import TrainConfig
+
+        return TrainConfig.from_dict(dict(self.train_config))
+
+    def fidelity_json(self) -> str:
+        import json
+
+        return json.dumps(dict(self.train_config), sort_keys=True)
+
+
+def violations(metrics: Mapping[str, Any], constraints: tuple[tuple[str, float], ...]) -> list[float]:
+    """Relative constraint violations ``value / limit - 1`` (<= 0: satisfied; NaN metric -> 1)."""
+    out = []
+    for metric, limit in constraints:
+        value = metrics.get(metric)
+        try:
+            value = float(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            value = math.nan
+        out.append(value / limit - 1.0 if math.isfinite(value) else 1.0)
+    return out
+
+
+def is_feasible(metrics: Mapping[str, Any], constraints: tuple[tuple[str, float], ...]) -> bool:
+    return all(v <= 0.0 for v in violations(metrics, constraints))
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    if isinstance(exc, MemoryError) or "out of memory" in text.lower():
+        return f"{OOM_REASON}: {type(exc).__name__}: {text}" if text else OOM_REASON
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _with_oom_reason(error: str | None) -> str | None:
+    if error and "out of memory" in error.lower() and not error.startswith(OOM_REASON):
+        return f"{OOM_REASON}: {error}"
+    return error
+
+
+def empty_record(spec: TrialSpec, *, baseline: str = "") -> Record:
+    """A record with every metric unknown (NaN) and status ``running``."""
+    return {
+        "status": RUNNING,
+        "error": None,
+        "key": None,
+        "genotype": None,
+        "summary": None,
+        "baseline": baseline,
+        "val_acc": math.nan,
+        "val_loss": math.nan,
+        "sops": math.nan,
+        "macs": math.nan,
+        "energy_uj": math.nan,
+        "params": None,
+        "macs_per_step": None,
+        "time_steps": None,
+        "firing_rate": math.nan,
+        "epoch": 0,
+        "epochs": 0,
+        "wall_s": 0.0,
+        "feasible": None,
+    }
+
+
+def genotype_of(sample: Mapping[str, Any], space: Any, baseline: str = "") -> Any:
+    """The genotype of a trial: the preset ``baseline`` when given, else ``space.decode(sample)``."""
+    if baseline:
+        from snn_nas.presets import get_preset
+
+        return get_preset(baseline)
+    return space.decode(dict(sample))
+
+
+def describe_genotype(record: Record, genotype: Any) -> None:
+    record["key"] = genotype.key()
+    record["genotype"] = genotype.to_json()
+    record["summary"] = genotype.summary()
+
+
+def _finish(record: Record, status: str, error: str | None, started: float) -> Record:
+    record["status"] = status
+    record["error"] = error
+    record["wall_s"] = time.perf_counter() - started
+    return record
+
+
+def calibration_batch(data: Any, count: int) -> Any:
+    """The first ``count`` validation images as one tensor ``[N, C, H, W]``."""
+    import torch
+
+    count = max(1, min(count, len(data.val)))
+    return torch.stack([data.val[i][0] for i in range(count)])
+
+
+def run_trial(
+    sample: Mapping[str, Any],
+    *,
+    space: Any,
+    spec: TrialSpec,
+    baseline: str = "",
+    report: Report | None = None,
+    data: Any = None,
+) -> Record:
+    """Decode ``sample`` (or take preset ``baseline``), train it, measure costs; never raises
+    for a bad candidate.
+
+    ``report(record)`` is called after every epoch with the record so far (``status``
+    ``running``, or ``ok`` at the last epoch) and once more at the end when the final record
+    differs from the last one reported (a failure, a divergence). ``data``: preloaded
+    ``DataSplits`` (default: loaded here). Returns the final record.
+    """
+    started = time.perf_counter()
+    record = empty_record(spec, baseline=baseline)
+    last_reported: list[Record] = []
+
+    def emit(rec: Record) -> None:
+        snapshot = dict(rec)
+        last_reported[:] = [snapshot]
+        if report is not None:
+            report(snapshot)
+
+    def finish(status: str, error: str | None) -> Record:
+        _finish(record, status, error, started)
+        if not last_reported or last_reported[0]["status"] != record["status"]:
+            emit(record)
+        return record
+
+    from snn_nas.errors import SnnNasError
+
+    # 1. the architecture
+    try:
+        genotype = genotype_of(sample, space, baseline)
+        describe_genotype(record, genotype)
+    except SnnNasError as exc:
+        return finish("invalid", str(exc))
+    except Exception as exc:  # a decoder bug: the trial fails, the search goes on
+        return finish("failed", _reason(exc))
+
+    try:
+        import torch
+
+        from snn_nas.builder import build_model
+        from snn_nas.costs import EnergyModel, measure_costs
+        from snn_nas.training import SPLIT_SEED, train_model
+
+        config = spec.config()
+        device = torch.device("cuda" if spec.gpus > 0 and torch.cuda.is_available() else "cpu")
+        if device.type == "cpu":
+            torch.set_num_threads(max(1, int(spec.cpus)))
+        if data is None:
+            from snn_nas.data import load_dataset
+
+            data = load_dataset(
+                config.dataset, data_root=config.data_root, image_size=config.image_size, seed=SPLIT_SEED
+            )
+
+        # 2. the model, and the constraints that hold before training
+        try:
+            genotype.check_image_size(data.image_size)
+        except SnnNasError as exc:
+            return finish("invalid", str(exc))
+        model = build_model(
+            genotype, num_classes=data.num_classes, image_size=data.image_size, in_chans=data.in_chans, seed=config.seed
+        )
+        params = sum(p.numel() for p in model.parameters())
+        record["params"] = params
+        limit = dict(spec.constraints).get("params")
+        if limit is not None and params > limit:
+            record["feasible"] = False
+            return finish("invalid", f"{params} parameters exceed constraints.max_params ({limit:g}); not trained")
+
+        energy = EnergyModel(spec.energy_per_sop_pj, spec.energy_per_mac_pj)
+        images = calibration_batch(data, spec.calibration_images).to(device)
+
+        dense: list[int] = []  # dense MACs per step do not change with training: count them once
+
+        # 3. training, with costs after every epoch
+        def on_epoch(epoch: int, metrics: dict[str, Any]) -> None:
+            costs = measure_costs(model, images, energy=energy, macs_per_step=dense[0] if dense else None)
+            dense[:] = [costs.macs_per_step]
+            record.update(costs.metrics())
+            record["val_acc"] = float(metrics["val_acc"])
+            record["val_loss"] = float(metrics["val_loss"])
+            record["epoch"] = record["epochs"] = int(epoch)
+            record["wall_s"] = time.perf_counter() - started
+            record["feasible"] = is_feasible(record, spec.constraints)
+            record["status"] = "ok" if epoch >= config.epochs else RUNNING
+            emit(record)
+
+        result = train_model(model, config, callback=on_epoch, device=device, progress=False, data=data)
+    except (MemoryError, RuntimeError) as exc:  # e.g. torch.cuda.OutOfMemoryError while building
+        return finish("failed", _reason(exc))
+    except SnnNasError as exc:
+        return finish("failed", str(exc))
+    except Exception as exc:
+        return finish("failed", _reason(exc))
+
+    if result.status != "ok":
+        if result.status == "diverged":
+            return finish("diverged", result.error)
+        return finish("failed", _with_oom_reason(result.error) or "failed")
+    if record["epochs"] < config.epochs:  # the engine stopped early without saying why
+        return finish("failed", f"training ended after {record['epochs']} of {config.epochs} epochs")
+    return finish("ok", None)
+
+
+# ---------------------------------------------------------------------- table rows (driver side)
+RECORD_KEYS = (
+    "status",
+    "error",
+    "key",
+    "genotype",
+    "summary",
+    "baseline",
+    "val_acc",
+    "val_loss",
+    "sops",
+    "macs",
+    "energy_uj",
+    "params",
+    "macs_per_step",
+    "time_steps",
+    "firing_rate",
+    "epochs",
+    "wall_s",
+    "feasible",
+    "node",
+)
+
+
+def error_line(text: str | None, default: str = "the trial's worker failed") -> str:
+    """The last line of a traceback (the exception), tagged ``out of memory`` when it is one."""
+    lines = [line.strip() for line in str(text or "").splitlines() if line.strip()]
+    message = lines[-1] if lines else default
+    if "out of memory" in message.lower() or "OutOfMemoryError" in message:
+        message = _with_oom_reason(message) or message
+    return message[:500]
+
+
+def make_row(
+    trial_id: str,
+    sample: Mapping[str, Any],
+    result: Mapping[str, Any],
+    *,
+    space: Any,
+    spec: TrialSpec,
+    baseline: str = "",
+    error: str | None = None,
+) -> Record:
+    """The result-table row of a finished trial from its last reported record.
+
+    ``error`` (the trial raised past ``run_trial``, e.g. its worker died) makes it ``failed``;
+    a last record still ``running`` means the scheduler stopped the trial (``stopped``), or,
+    with no epoch done, that it ended without a result (``failed``). Key and genotype are
+    decoded here when the record lacks them.
+    """
+    from snn_nas import __version__
+
+    row = {k: result.get(k) for k in RECORD_KEYS}
+    if error is not None:
+        row["status"], row["error"] = "failed", error
+    elif row.get("status") in (None, RUNNING):
+        if (row.get("epochs") or 0) > 0:
+            row["status"] = "stopped"
+        else:
+            row["status"], row["error"] = "failed", row.get("error") or "the trial ended without reporting a result"
+    row["baseline"] = baseline
+    if not row.get("key"):
+        try:
+            record: Record = {}
+            describe_genotype(record, genotype_of(sample, space, baseline))
+            row.update(record)
+        except Exception:  # an undecodable sample keeps an empty key
+            pass
+    config = dict(spec.train_config)
+    row.update(trial_id=trial_id, seed=config.get("seed"), fidelity=spec.fidelity_json(), version=__version__)
+    return row

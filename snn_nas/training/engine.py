@@ -1,0 +1,358 @@
+"""Train and evaluate one architecture: ``train_model(genotype, config, ...) -> TrainResult``.
+
+Reproducibility: the model is initialised and trained inside a ``torch.random.fork_rng`` scope
+seeded with ``config.seed`` (the caller's RNG state is untouched); the training subset and the
+shuffling come from explicit ``torch.Generator`` objects. On the CPU the same seed gives the same
+weights. Checkpoints (``last.pt``, ``best.pt``) hold every state an exact resume needs.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, Subset
+
+from snn_nas.checkpoint import BEST, LAST, CheckpointError, copy_checkpoint, load_checkpoint, save_checkpoint
+from snn_nas.data import DataSplits, load_dataset
+from snn_nas.genotype import Genotype
+from snn_nas.training.config import ConfigError, TrainConfig
+from snn_nas.training.loops import Diverged, evaluate, train_one_epoch
+from snn_nas.training.progress import EpochProgress
+from snn_nas.training.schedule import warmup_cosine
+
+SPLIT_SEED = 0  # the train/validation split of datasets without an official one is fixed
+RESUME_MAY_DIFFER = ("num_workers", "data_root", "eval_batch_size", "amp")
+
+Callback = Callable[[int, dict[str, Any]], Any]
+
+
+@dataclass
+class TrainResult:
+    """Outcome of ``train_model``.
+
+    ``status``: ``ok``, ``diverged`` (NaN/inf loss; ``error`` says where) or ``failed`` (a runtime
+    error such as out-of-memory; ``error`` holds it). ``val_acc`` / ``val_loss`` are those of the
+    last completed epoch (0.0 / NaN when none completed); accuracies are fractions.
+    """
+
+    status: str
+    error: str | None
+    val_acc: float
+    best_val_acc: float
+    val_loss: float
+    epochs: int
+    history: list[dict[str, Any]]
+    wall_s: float
+    model: nn.Module
+    data: DataSplits
+    config: TrainConfig | None = None
+    time_steps: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def summary(self) -> dict[str, Any]:
+        """The primitive fields (no model, no data), e.g. for ``result.json``."""
+        return {
+            "status": self.status,
+            "error": self.error,
+            "val_acc": self.val_acc,
+            "best_val_acc": self.best_val_acc,
+            "val_loss": self.val_loss,
+            "epochs": self.epochs,
+            "time_steps": self.time_steps,
+            "wall_s": self.wall_s,
+            "history": self.history,
+        }
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``None`` -> CUDA when available, else CPU."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ConfigError(f"device: {device!r} is not a torch device ('cpu', 'cuda', 'cuda:1'): {exc}") from None
+
+
+@contextmanager
+def _seeded_scope(seed: int, device: torch.device):
+    """Fork torch's CPU (and this CUDA device's) RNG, seed it, restore the caller's state on exit."""
+    devices = (
+        [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
+    )
+    with torch.random.fork_rng(devices=devices):
+        torch.default_generator.manual_seed(seed)
+        if devices:
+            torch.cuda.manual_seed(seed)
+        yield
+
+
+@contextmanager
+def _cudnn_benchmark(device: torch.device):
+    if device.type != "cuda":
+        yield
+        return
+    previous = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = True
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = previous
+
+
+def _training_subset(train: Dataset, fraction: float, seed: int) -> Dataset:
+    """A seeded random ``fraction`` of ``train`` (at least one item); the whole set at 1.0."""
+    if fraction >= 1.0:
+        return train
+    n = len(train)  # type: ignore[arg-type]
+    keep = max(1, round(n * fraction))
+    indices = torch.randperm(n, generator=torch.Generator().manual_seed(seed + 7919))[:keep].sort().values
+    return Subset(train, indices.tolist())
+
+
+def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Weight decay on weight matrices and kernels only (not on biases, norms, scalars)."""
+    decay, no_decay = [], []
+    for param in model.parameters():
+        if param.requires_grad:
+            (decay if param.ndim > 1 else no_decay).append(param)
+    groups = [{"params": decay, "weight_decay": weight_decay}]
+    if no_decay:
+        groups.append({"params": no_decay, "weight_decay": 0.0})
+    return groups
+
+
+def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    """SGD (with momentum) or AdamW over ``model``'s parameters as configured."""
+    groups = _param_groups(model, config.weight_decay)
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum)
+    return torch.optim.AdamW(groups, lr=config.lr)
+
+
+def _make_model(genotype: Genotype | nn.Module, data: DataSplits) -> tuple[nn.Module, Genotype | None]:
+    if isinstance(genotype, nn.Module):
+        return genotype, getattr(genotype, "genotype", None)
+    if not isinstance(genotype, Genotype):
+        raise ConfigError(f"train_model: expected a Genotype or an nn.Module, got {type(genotype).__name__}")
+    from snn_nas.builder import build_model
+
+    genotype.check_image_size(data.image_size)
+    model = build_model(genotype, num_classes=data.num_classes, image_size=data.image_size, in_chans=data.in_chans)
+    return model, genotype
+
+
+def _check_resume(state: dict[str, Any], config: TrainConfig, genotype: Genotype | None, path: Path) -> None:
+    stored = state["config"]
+    differ = sorted(
+        k for k, v in config.to_dict().items() if k not in RESUME_MAY_DIFFER and stored.get(k, object()) != v
+    )
+    if differ:
+        details = ", ".join(f"{k}: {stored.get(k)!r} -> {getattr(config, k)!r}" for k in differ)
+        raise CheckpointError(
+            f"cannot resume from {path}: the training config differs ({details}); use a new --out or the same settings"
+        )
+    if genotype is not None and state.get("genotype") not in (None, genotype.to_dict()):
+        raise CheckpointError(f"cannot resume from {path}: it was trained with a different architecture")
+
+
+def train_model(
+    genotype: Genotype | nn.Module,
+    config: TrainConfig,
+    *,
+    callback: Callback | None = None,
+    out_dir: str | Path | None = None,
+    resume: bool = False,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+    data: DataSplits | None = None,
+) -> TrainResult:
+    """Train ``genotype`` (or an already built model ``[B, C, H, W] -> [B, K]``) under ``config``.
+
+    ``data``: preloaded splits (default: ``load_dataset(config.dataset, ...)``).
+    ``callback(epoch, metrics)`` runs after every epoch, once its checkpoint is written, with
+    ``epoch`` (1-based), ``val_acc``, ``val_loss``, ``train_loss``, ``train_acc``, ``lr``,
+    ``wall_s`` (since the start, resumed runs included), ``epoch_s``, ``train_images``, ``images_per_s``,
+    ``time_steps``; exceptions it raises propagate (the last checkpoint stays valid).
+    ``out_dir``: where ``last.pt`` / ``best.pt`` go (None: no checkpoints). ``resume``: continue
+    from ``out_dir/last.pt`` when present (the config must match, see ``RESUME_MAY_DIFFER``).
+    A NaN/inf loss ends the run with status ``diverged``; a runtime error (e.g. out of memory)
+    with ``failed``; neither raises.
+    """
+    if not isinstance(config, TrainConfig):
+        raise ConfigError(f"train_model: config must be a TrainConfig, got {type(config).__name__}")
+    dev = resolve_device(device)
+    if data is None:
+        data = load_dataset(config.dataset, data_root=config.data_root, image_size=config.image_size, seed=SPLIT_SEED)
+    elif config.image_size is not None and config.image_size != data.image_size:
+        raise ConfigError(
+            f"image_size: the config asks for {config.image_size} but the given data is {data.image_size}"
+        )
+    out = Path(out_dir) if out_dir is not None else None
+    use_amp = config.amp and dev.type == "cuda"
+
+    with _seeded_scope(config.seed, dev), _cudnn_benchmark(dev):
+        model, geno = _make_model(genotype, data)
+        model.to(dev)
+        if config.max_time_steps is not None and hasattr(model, "time_steps"):
+            model.time_steps = min(int(model.time_steps), config.max_time_steps)
+        time_steps = getattr(model, "time_steps", None)
+
+        train_set = _training_subset(data.train, config.subset, config.seed)
+        loader_gen = torch.Generator().manual_seed(config.seed)
+        workers = dict(num_workers=config.num_workers, persistent_workers=config.num_workers > 0)
+        train_loader = DataLoader(
+            train_set,
+            batch_size=config.batch_size,
+            shuffle=True,
+            drop_last=len(train_set) > config.batch_size,  # type: ignore[arg-type]
+            generator=loader_gen,
+            pin_memory=dev.type == "cuda",
+            **workers,
+        )
+        val_loader = DataLoader(
+            data.val, batch_size=config.eval_batch_size, shuffle=False, pin_memory=dev.type == "cuda", **workers
+        )
+        steps_per_epoch = len(train_loader)
+        if config.max_batches_per_epoch is not None:
+            steps_per_epoch = min(steps_per_epoch, config.max_batches_per_epoch)
+
+        optimizer = build_optimizer(model, config)
+        scheduler = warmup_cosine(
+            optimizer, config.epochs * steps_per_epoch, round(config.warmup_epochs * steps_per_epoch)
+        )
+        scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+
+        start_epoch, history, best_acc = 0, [], -1.0
+        last_path = out / LAST if out is not None else None
+        if resume and last_path is not None and last_path.is_file():
+            state = load_checkpoint(last_path, map_location="cpu")
+            _check_resume(state, config, geno, last_path)
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            if use_amp and state.get("scaler"):
+                scaler.load_state_dict(state["scaler"])
+            start_epoch, history = int(state["epoch"]), list(state["history"])
+            best_acc = float(state["best_val_acc"])
+            rng = state["rng"]
+            torch.set_rng_state(rng["torch"])
+            loader_gen.set_state(rng["loader"])
+            if dev.type == "cuda" and rng.get("cuda") is not None:
+                torch.cuda.set_rng_state(rng["cuda"], dev)
+
+        def checkpoint_state(epoch: int) -> dict[str, Any]:
+            return {
+                "epoch": epoch,
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "scaler": scaler.state_dict() if use_amp else None,
+                "best_val_acc": best_acc,
+                "history": history,
+                "config": config.to_dict(),
+                "genotype": geno.to_dict() if geno is not None else None,
+                "model_args": {
+                    "num_classes": data.num_classes,
+                    "image_size": data.image_size,
+                    "in_chans": data.in_chans,
+                    "time_steps": time_steps,
+                },
+                "rng": {
+                    "torch": torch.get_rng_state(),
+                    "cuda": torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None,
+                    "loader": loader_gen.get_state(),
+                },
+            }
+
+        status, error = "ok", None
+        wall_before = float(history[-1]["wall_s"]) if history else 0.0
+        started = time.perf_counter()
+        check_every = 1 if dev.type == "cpu" else 25
+        with EpochProgress(enabled=progress, total_epochs=config.epochs, steps=steps_per_epoch) as bar:
+            for epoch in range(start_epoch + 1, config.epochs + 1):
+                epoch_start = time.perf_counter()
+                lr = optimizer.param_groups[0]["lr"]
+                bar.start_epoch(epoch)
+                try:
+                    train_stats = train_one_epoch(
+                        model,
+                        train_loader,
+                        optimizer,
+                        scheduler,
+                        scaler,
+                        device=dev,
+                        amp=use_amp,
+                        label_smoothing=config.label_smoothing,
+                        grad_clip=config.grad_clip,
+                        max_batches=config.max_batches_per_epoch,
+                        check_every=check_every,
+                        on_step=bar.step,
+                    )
+                    val_stats = evaluate(model, val_loader, device=dev, amp=use_amp)
+                    if not math.isfinite(val_stats.loss):
+                        raise Diverged(f"validation loss became {val_stats.loss}")
+                except Diverged as exc:
+                    status, error = (
+                        "diverged",
+                        f"{exc} in epoch {epoch} (lr {lr:.3g}); lower the learning rate or clip gradients",
+                    )
+                    break
+                except RuntimeError as exc:  # out of memory, CUDA errors, shape errors of a bad model
+                    status, error = "failed", f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                    if dev.type == "cuda":
+                        torch.cuda.empty_cache()
+                    break
+                epoch_s = time.perf_counter() - epoch_start
+                metrics = {
+                    "epoch": epoch,
+                    "val_acc": val_stats.acc,
+                    "val_loss": val_stats.loss,
+                    "train_loss": train_stats.loss,
+                    "train_acc": train_stats.acc,
+                    "lr": lr,
+                    "wall_s": wall_before + time.perf_counter() - started,
+                    "epoch_s": epoch_s,
+                    "train_images": train_stats.images,
+                    "images_per_s": train_stats.images / epoch_s if epoch_s > 0 else 0.0,
+                    "time_steps": time_steps,
+                }
+                history.append(metrics)
+                improved = val_stats.acc > best_acc
+                best_acc = max(best_acc, val_stats.acc)
+                if out is not None:
+                    save_checkpoint(out / LAST, checkpoint_state(epoch))
+                    if improved:
+                        copy_checkpoint(out / LAST, out / BEST)
+                bar.end_epoch(metrics)
+                if callback is not None:
+                    callback(epoch, dict(metrics))
+
+    model.eval()
+    last = history[-1] if history else {}
+    return TrainResult(
+        status=status,
+        error=error,
+        val_acc=float(last.get("val_acc", 0.0)),
+        best_val_acc=max(best_acc, 0.0),
+        val_loss=float(last.get("val_loss", math.nan)),
+        epochs=len(history),
+        history=history,
+        wall_s=wall_before + time.perf_counter() - started,
+        model=model,
+        data=data,
+        config=config,
+        time_steps=time_steps,
+    )

@@ -1,0 +1,118 @@
+"""One training epoch and one evaluation pass, with the divergence guard.
+
+Images ``[B, C, H, W]`` go to the model (direct encoding: the model repeats them over its
+``time_steps``); the loss is cross-entropy on the T-averaged logits ``[B, K]``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader
+
+
+class Diverged(Exception):
+    """The loss became NaN or infinite; ``str()`` is the reason."""
+
+
+@dataclass
+class EpochStats:
+    loss: float
+    acc: float
+    images: int
+    steps: int
+
+
+def autocast(device: torch.device, enabled: bool):
+    """``torch.autocast`` (float16) on CUDA when ``enabled``; a no-op context otherwise."""
+    if enabled and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.float16)
+    return nullcontext()
+
+
+def train_one_epoch(
+    model: nn.Module,
+    loader: DataLoader,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    scaler: torch.amp.GradScaler,
+    *,
+    device: torch.device,
+    amp: bool,
+    label_smoothing: float,
+    grad_clip: float | None,
+    max_batches: int | None,
+    check_every: int = 1,
+    on_step: Callable[[int, float], None] | None = None,
+) -> EpochStats:
+    """Train over ``loader`` (at most ``max_batches`` batches), stepping ``scheduler`` per batch.
+
+    The loss is checked every ``check_every`` steps (and at the end); a NaN or infinite loss
+    raises ``Diverged``. ``on_step(step, running_loss)`` is called after those checks.
+    """
+    model.train()
+    loss_sum = torch.zeros((), device=device, dtype=torch.float64)
+    correct = torch.zeros((), device=device, dtype=torch.int64)
+    images = steps = 0
+    non_blocking = device.type == "cuda"
+    for step, (x, y) in enumerate(loader):
+        if max_batches is not None and step >= max_batches:
+            break
+        x = x.to(device, non_blocking=non_blocking)
+        y = y.to(device, non_blocking=non_blocking)
+        with autocast(device, amp):
+            logits = model(x)
+        loss = F.cross_entropy(logits.float(), y, label_smoothing=label_smoothing)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        if grad_clip is not None:
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        scaler.step(optimizer)
+        scaler.update()
+        scheduler.step()
+        batch = y.shape[0]
+        loss_sum += loss.detach().double() * batch
+        correct += (logits.detach().argmax(1) == y).sum()
+        images += batch
+        steps += 1
+        if steps % check_every == 0:
+            running = loss_sum.item() / images
+            if not math.isfinite(running):
+                raise Diverged(f"training loss became {running} at step {steps} of the epoch")
+            if on_step is not None:
+                on_step(steps, running)
+    if images == 0:
+        raise ValueError("the training loader yielded no batch")
+    mean_loss = loss_sum.item() / images
+    if not math.isfinite(mean_loss):
+        raise Diverged(f"training loss became {mean_loss} during the epoch")
+    return EpochStats(loss=mean_loss, acc=correct.item() / images, images=images, steps=steps)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, loader: DataLoader, *, device: torch.device, amp: bool) -> EpochStats:
+    """Mean cross-entropy (no smoothing) and top-1 accuracy (a fraction) over ``loader``."""
+    model.eval()
+    loss_sum = torch.zeros((), device=device, dtype=torch.float64)
+    correct = torch.zeros((), device=device, dtype=torch.int64)
+    images = steps = 0
+    non_blocking = device.type == "cuda"
+    for x, y in loader:
+        x = x.to(device, non_blocking=non_blocking)
+        y = y.to(device, non_blocking=non_blocking)
+        with autocast(device, amp):
+            logits = model(x)
+        loss_sum += F.cross_entropy(logits.float(), y, reduction="sum").double()
+        correct += (logits.argmax(1) == y).sum()
+        images += y.shape[0]
+        steps += 1
+    if images == 0:
+        raise ValueError("the validation loader yielded no batch")
+    return EpochStats(loss=loss_sum.item() / images, acc=correct.item() / images, images=images, steps=steps)

@@ -1,0 +1,272 @@
+"""Pareto maths (snn_nas.pareto) and the front of a results table (snn_nas.report), by hand."""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from snn_nas.errors import SnnNasError
+from snn_nas.pareto import (
+    ParetoError,
+    dominates,
+    hypervolume,
+    hypervolume_2d,
+    is_pareto_front,
+    non_domination_ranks,
+    to_minimization,
+)
+from snn_nas.report import (
+    ResultsError,
+    analyse_front,
+    declared_reference_point,
+    front_for_dir,
+    load_trials,
+    write_front_files,
+)
+
+# five minimisation points: the first three are the front, (3, 4) is dominated by (2, 3) only,
+# (5, 5) by all others
+POINTS = [[1, 5], [2, 3], [4, 1], [3, 4], [5, 5]]
+
+
+# ----------------------------------------------------------------------------- pure maths
+def test_to_minimization_negates_maximised_columns_and_checks_directions():
+    out = to_minimization([[0.9, 100.0], [0.5, 7.0]], ["maximize", "minimize"])
+    np.testing.assert_array_equal(out, [[-0.9, 100.0], [-0.5, 7.0]])
+    with pytest.raises(ParetoError, match="choose one of"):
+        to_minimization([[1.0]], ["max"])
+    with pytest.raises(ParetoError, match="one per objective"):
+        to_minimization([[1.0, 2.0]], ["minimize"])
+
+
+def test_dominates_needs_one_strict_improvement():
+    assert dominates([1, 2], [1, 3])
+    assert not dominates([1, 3], [1, 3])  # equal: no
+    assert not dominates([0, 4], [1, 3])  # trade-off: no
+
+
+def test_front_and_ranks_hand_computed():
+    np.testing.assert_array_equal(is_pareto_front(POINTS), [True, True, True, False, False])
+    np.testing.assert_array_equal(non_domination_ranks(POINTS), [0, 0, 0, 1, 2])
+
+
+def test_duplicates_share_a_front_and_empty_input():
+    np.testing.assert_array_equal(is_pareto_front([[1, 1], [1, 1], [2, 2]]), [True, True, False])
+    np.testing.assert_array_equal(non_domination_ranks([[1, 1], [1, 1], [2, 2]]), [0, 0, 1])
+    assert is_pareto_front(np.zeros((0, 2))).shape == (0,)
+    assert hypervolume(np.zeros((0, 3)), [1, 1, 1]) == 0.0
+
+
+def test_nan_points_are_rejected_with_a_clear_error():
+    with pytest.raises(ParetoError, match="NaN"):
+        is_pareto_front([[1.0, float("nan")]])
+
+
+def test_hypervolume_2d_hand_computed():
+    # strips along f1: [1,3) width 6-4=2, [3,5) width 6-2=4, [5,6) width 6-1=5 -> 4 + 8 + 5
+    assert hypervolume_2d(POINTS, [6, 6]) == pytest.approx(17.0)
+    assert hypervolume(POINTS, [6, 6]) == pytest.approx(17.0)
+    # a point on or beyond the reference adds nothing
+    assert hypervolume_2d([[6, 1], [7, 0]], [6, 6]) == 0.0
+    assert hypervolume_2d([[6, 1], [5, 5]], [6, 6]) == pytest.approx(1.0)
+
+
+def test_hypervolume_in_raw_accuracy_times_sops_units():
+    # A (0.9, 100 SOPs), B (0.8, 50), C (0.7, 80) dominated by B; reference (0.5, 200):
+    # A covers 0.4 x 100 = 40, B covers 0.3 x 150 = 45, overlap 0.3 x 100 = 30 -> 55
+    loss = to_minimization([[0.9, 100], [0.8, 50], [0.7, 80]], ["maximize", "minimize"])
+    ref = to_minimization([[0.5, 200]], ["maximize", "minimize"])[0]
+    assert hypervolume_2d(loss, ref) == pytest.approx(55.0)
+
+
+def test_hypervolume_1d_and_3d_hand_computed():
+    assert hypervolume([[3], [1]], [5]) == pytest.approx(4.0)
+    # boxes 2 x 1 x 1 and 1 x 2 x 2 overlapping in a unit cube: 2 + 4 - 1
+    assert hypervolume([[1, 2, 3], [2, 1, 2]], [3, 3, 4]) == pytest.approx(5.0)
+
+
+def _inclusion_exclusion(points: np.ndarray, ref: np.ndarray) -> float:
+    total = 0.0
+    for size in range(1, len(points) + 1):
+        for subset in itertools.combinations(points, size):
+            corner = np.max(subset, axis=0)
+            total += (-1) ** (size + 1) * float(np.prod(np.clip(ref - corner, 0, None)))
+    return total
+
+
+@pytest.mark.parametrize("dims", [2, 3, 4])
+def test_hypervolume_matches_inclusion_exclusion(dims):
+    rng = np.random.default_rng(dims)
+    for _ in range(5):
+        points = rng.integers(0, 6, size=(6, dims)).astype(float)
+        ref = np.full(dims, 6.0)
+        assert hypervolume(points, ref) == pytest.approx(_inclusion_exclusion(points, ref))
+
+
+def test_reference_point_of_wrong_length_is_rejected():
+    with pytest.raises(ParetoError, match="one per objective"):
+        hypervolume_2d(POINTS, [6, 6, 6])
+
+
+# ----------------------------------------------------------------------------- results tables
+def trial_table() -> pd.DataFrame:
+    """a, b, c searched (c dominated by b); e, f baselines (f dominated by a and b); d failed;
+    g ok without a cost; h stopped early. Built with the search's own dtypes (nullable ints,
+    string columns, empty baseline for search trials)."""
+    from snn_nas.search.results import rows_to_frame
+
+    rows = [
+        ("a", "ok", 0.90, 100.0, 9.0, 1000, 4, ""),
+        ("b", "ok", 0.80, 50.0, 5.0, 500, 2, ""),
+        ("c", "ok", 0.70, 80.0, 1.0, 2000, 4, ""),
+        ("d", "failed", None, None, None, 100, 4, None),
+        ("e", "ok", 0.95, 300.0, 30.0, 9000, 4, "mlp_spe_t"),
+        ("f", "ok", 0.75, 120.0, 12.0, 800, 4, "mlp_s"),
+        ("g", "ok", 0.99, None, None, None, 4, ""),
+        ("h", "stopped", 0.5, 10.0, 1.0, 10, 4, ""),
+    ]
+    names = ["key", "status", "val_acc", "sops", "energy_uj", "params", "time_steps", "baseline"]
+    return rows_to_frame(
+        {**dict(zip(names, row, strict=True)), "trial_id": f"t{i}", "summary": f"arch {row[0]}"}
+        for i, row in enumerate(rows)
+    )
+
+
+def test_front_ranks_and_default_reference_point():
+    analysis = analyse_front(trial_table())
+    assert analysis.front["key"].tolist() == ["e", "a", "b"]  # accuracy descending
+    assert analysis.front["rank"].tolist() == [0, 1, 2]
+    assert analysis.front["baseline"].tolist() == ["mlp_spe_t", "", ""]
+    nd = dict(zip(analysis.points["key"], analysis.points["nd_rank"], strict=True))
+    assert nd == {"a": 0, "b": 0, "e": 0, "c": 1, "f": 1}
+    assert sorted(analysis.points.loc[analysis.points["on_search_front"], "key"]) == ["a", "b"]
+    assert analysis.unplaced_ok == 1
+    # h (stopped early at 50 %, 10 SOPs) would be on the front; it is only kept for plotting
+    assert analysis.stopped["key"].tolist() == ["h"]
+    assert analysis.status_counts == {"failed": 1, "ok": 6, "stopped": 1}
+    # default: accuracy 0 and 1.1 x the largest placed cost (300, a baseline)
+    assert analysis.reference_point == {"val_acc": 0.0, "sops": pytest.approx(330.0)}
+    assert analysis.reference_source == "default"
+    # search trials only: a gives 0.9 x (330 - 100) = 207, b gives 0.8 x (100 - 50) = 40
+    assert analysis.hypervolume == pytest.approx(247.0)
+
+
+def test_declared_and_partial_reference_points():
+    full = analyse_front(trial_table(), reference_point={"val_acc": 0.5, "sops": 200.0}, reference_source="x.yaml")
+    assert full.hypervolume == pytest.approx(55.0)  # 0.4 x 100 + 0.3 x 50
+    assert full.reference_source == "x.yaml"
+    partial = analyse_front(trial_table(), reference_point={"sops": 200.0})
+    assert partial.reference_point == {"val_acc": 0.0, "sops": 200.0}
+    assert partial.hypervolume == pytest.approx(130.0)  # 0.9 x 100 + 0.8 x 50
+
+
+def test_baselines_compared_correctly():
+    table = trial_table()
+    # a third baseline identical to trial b: equal is not dominated
+    extra = table.iloc[[1]].assign(key="same", baseline="twin", trial_id="t9")
+    analysis = analyse_front(pd.concat([table, extra], ignore_index=True))
+    by_name = {b.baseline: b for b in analysis.baselines}
+    assert by_name["mlp_s"].dominated and by_name["mlp_s"].dominated_by == ("a", "b")
+    assert not by_name["mlp_spe_t"].dominated
+    assert (by_name["mlp_spe_t"].best_cheaper, by_name["mlp_spe_t"].best_cheaper_acc) == ("a", 0.9)
+    assert not by_name["twin"].dominated and by_name["twin"].best_cheaper == "b"
+    # baselines never enter the hypervolume: same value as without the twin
+    assert analysis.hypervolume == pytest.approx(247.0)
+
+
+def test_other_cost_axis_changes_the_front():
+    # on energy c (0.70, 1 uJ) is the cheapest, so it joins the front; reference 1.1 x 30
+    analysis = analyse_front(trial_table(), x="energy_uj")
+    assert analysis.front["key"].tolist() == ["e", "a", "b", "c"]
+    assert set(analysis.reference_point) == {"val_acc", "energy_uj"}
+    # 0.9 x (33 - 9) + 0.8 x (9 - 5) + 0.7 x (5 - 1)
+    assert analysis.hypervolume == pytest.approx(21.6 + 3.2 + 2.8)
+    with pytest.raises(ResultsError, match="choose one of"):
+        analyse_front(trial_table(), x="latency")
+
+
+def test_no_ok_trials_gives_an_empty_front():
+    table = trial_table()
+    table["status"] = "stopped"
+    analysis = analyse_front(table)
+    assert analysis.front.empty and analysis.hypervolume == 0.0 and analysis.baselines == ()
+
+
+def test_front_rows_json_ready_and_top():
+    analysis = analyse_front(trial_table())
+    rows = analysis.to_dict(top=2)["front"]
+    assert [r["key"] for r in rows] == ["e", "a"]
+    for column in ("key", "val_acc", "sops", "energy_uj", "params", "time_steps", "baseline", "rank"):
+        assert column in rows[0]
+    json.dumps(analysis.to_dict())  # only primitives
+
+
+def test_declared_reference_point_files(tmp_path):
+    assert declared_reference_point(tmp_path) == ({}, None)
+    (tmp_path / "experiment.yaml").write_text("name: x\nsearch:\n  reference_point: {val_acc: 0.5, sops: 200}\n")
+    assert declared_reference_point(tmp_path) == ({"val_acc": 0.5, "sops": 200.0}, "experiment.yaml")
+    (tmp_path / "experiment.yaml").write_text("reference_point: {val_acc: high}\n")
+    with pytest.raises(ResultsError, match="finite number"):
+        declared_reference_point(tmp_path)
+    (tmp_path / "experiment.yaml").unlink()
+    (tmp_path / "search.json").write_text(json.dumps({"reference_point": {"sops": 10}}))
+    assert declared_reference_point(tmp_path) == ({"sops": 10.0}, "search.json")
+
+
+def test_load_trials_errors(tmp_path):
+    with pytest.raises(SnnNasError, match="no such results folder"):
+        load_trials(tmp_path / "nope")
+    with pytest.raises(SnnNasError, match=r"trials\.parquet"):
+        load_trials(tmp_path)
+    (tmp_path / "trials.parquet").write_bytes(b"not parquet")
+    with pytest.raises(SnnNasError, match="cannot read"):
+        load_trials(tmp_path)
+
+
+def test_front_for_dir_and_files(tmp_path):
+    trial_table().to_parquet(tmp_path / "trials.parquet")
+    (tmp_path / "search.json").write_text(json.dumps({"reference_point": {"val_acc": 0.5, "sops": 200}}))
+    analysis = front_for_dir(tmp_path)
+    assert analysis.hypervolume == pytest.approx(55.0) and analysis.reference_source == "search.json"
+    paths = write_front_files(analysis, tmp_path)
+    csv = pd.read_csv(paths["csv"])
+    assert csv["key"].tolist() == ["e", "a", "b"] and csv.columns[0] == "rank"
+    stored = json.loads(paths["json"].read_text())
+    assert stored["reference_point"] == {"val_acc": 0.5, "sops": 200.0}
+    assert stored["hypervolume"] == pytest.approx(55.0)
+
+
+# ----------------------------------------------------------------------------- the command
+def _run_cli(argv: list[str]) -> int:
+    from snn_nas.cli import pareto
+
+    parser = argparse.ArgumentParser()
+    pareto.add_arguments(parser)
+    return pareto.run(parser.parse_args(argv))
+
+
+def test_cli_json_and_files(tmp_path, capsys):
+    trial_table().to_parquet(tmp_path / "trials.parquet")
+    assert _run_cli([str(tmp_path), "--json", "--top", "2"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [r["key"] for r in out["front"]] == ["e", "a"]
+    assert out["hypervolume"] == pytest.approx(247.0)
+    assert out["reference_point"] == {"val_acc": 0.0, "sops": pytest.approx(330.0)}
+    for name in ("pareto.csv", "pareto.json", "pareto.png", "pareto.html"):
+        assert (tmp_path / name).stat().st_size > 0
+    assert (tmp_path / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cli_table_names_dominated_baseline(tmp_path, capsys):
+    trial_table().to_parquet(tmp_path / "trials.parquet")
+    assert _run_cli([str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "mlp_s" in out and "dominated by 2 trial(s): a, b" in out
+    assert "hypervolume of the search front: 247" in out
+    with pytest.raises(SnnNasError, match="--top"):
+        _run_cli([str(tmp_path), "--top", "0"])

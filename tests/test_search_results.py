@@ -1,0 +1,163 @@
+"""The result table: rows, the crash-safe store, load_results; rows built from trial records; the front."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pandas as pd
+import pytest
+
+import snn_nas
+from snn_nas.errors import SnnNasError
+from snn_nas.search.progress import SearchProgress, current_front, format_metric
+from snn_nas.search.results import COLUMNS, JOURNAL_FILE, TABLE_FILE, ResultsError, ResultStore, load_results, normalise_row
+from snn_nas.search.trial import TrialSpec, error_line, make_row, violations
+
+CONTRACT = (
+    "trial_id status key genotype summary seed fidelity val_acc val_loss sops macs energy_uj params "
+    "macs_per_step time_steps firing_rate epochs wall_s error baseline version"
+).split()
+
+
+def row(trial_id: str, status: str = "ok", **values) -> dict:
+    return {"trial_id": trial_id, "status": status, "key": f"k{trial_id}", **values}
+
+
+def test_columns_hold_the_contract_in_order():
+    assert list(COLUMNS[: len(CONTRACT)]) == CONTRACT
+    assert {"trial_id", "status", "key", "genotype", "val_acc", "sops", "macs", "energy_uj", "params"} <= set(COLUMNS)
+
+
+def test_normalise_row_fills_and_types():
+    clean = normalise_row({"trial_id": "t1", "status": "ok", "val_acc": "0.5", "params": 12.0, "extra": 1})
+    assert set(clean) == set(COLUMNS)  # unknown keys dropped, missing ones present
+    assert clean["val_acc"] == 0.5 and clean["params"] == 12 and isinstance(clean["params"], int)
+    assert math.isnan(clean["sops"]) and clean["error"] is None and clean["baseline"] == ""
+    assert normalise_row({"trial_id": "t", "status": "failed", "params": math.nan})["params"] is None
+    with pytest.raises(ValueError, match="status 'done' is not one of"):
+        normalise_row({"trial_id": "t", "status": "done"})
+    with pytest.raises(ValueError, match="trial_id"):
+        normalise_row({"status": "ok"})
+
+
+def test_store_writes_table_and_journal_and_upserts(tmp_path):
+    store = ResultStore(tmp_path / "exp")
+    store.record(row("a", val_acc=0.5, sops=10.0, params=100, feasible=True))
+    store.record(row("b", "failed", error="RuntimeError: boom"))
+    assert (tmp_path / "exp" / TABLE_FILE).is_file()
+    assert len((tmp_path / "exp" / JOURNAL_FILE).read_text().splitlines()) == 2
+    table = pd.read_parquet(tmp_path / "exp" / TABLE_FILE)
+    assert list(table.columns) == list(COLUMNS) and list(table["trial_id"]) == ["a", "b"]
+    # recording a trial again replaces its row, keeping its position
+    store.record(row("a", val_acc=0.75, sops=10.0))
+    frame = load_results(tmp_path / "exp")
+    assert list(frame["trial_id"]) == ["a", "b"] and frame.loc[0, "val_acc"] == 0.75
+    assert frame.loc[1, "error"] == "RuntimeError: boom" and pd.isna(frame.loc[1, "val_acc"])
+    assert str(frame["params"].dtype) == "Int64" and str(frame["feasible"].dtype) == "boolean"
+    # a new store on the same folder (a resumed search) starts from the rows on disk
+    again = ResultStore(tmp_path / "exp")
+    assert len(again) == 2 and "a" in again and again.get("a")["val_acc"] == 0.75
+    assert not list((tmp_path / "exp").glob("*.tmp"))  # the temporary file was moved over the table
+
+
+def test_journal_rows_survive_a_crash_before_the_table_was_rewritten(tmp_path):
+    store = ResultStore(tmp_path)
+    store.record(row("a", val_acc=0.1))
+    # a crash after the journal line of trial "b" but before its table write, with a torn last line
+    with (tmp_path / JOURNAL_FILE).open("a") as handle:
+        handle.write(json.dumps(normalise_row(row("b", val_acc=0.2))) + "\n")
+        handle.write('{"trial_id": "c", "sta')
+    frame = load_results(tmp_path)
+    assert list(frame["trial_id"]) == ["a", "b"] and frame.loc[1, "val_acc"] == 0.2
+    assert len(pd.read_parquet(tmp_path / TABLE_FILE)) == 1  # the table itself only had "a"
+    assert len(ResultStore(tmp_path)) == 2
+
+
+def test_load_results_accepts_the_table_path_and_is_exported(tmp_path):
+    ResultStore(tmp_path).record(row("a"))
+    assert list(snn_nas.load_results(tmp_path / TABLE_FILE)["trial_id"]) == ["a"]
+    assert len(load_results(str(tmp_path))) == 1
+
+
+def test_load_results_errors(tmp_path):
+    with pytest.raises(ResultsError, match="no such results folder"):
+        load_results(tmp_path / "missing")
+    with pytest.raises(ResultsError, match="no trials.parquet here"):
+        load_results(tmp_path)
+    (tmp_path / TABLE_FILE).write_bytes(b"not parquet")
+    with pytest.raises(ResultsError, match="cannot read the result table"):
+        load_results(tmp_path)
+    assert issubclass(ResultsError, SnnNasError) and issubclass(ResultsError, LookupError)
+
+
+SPEC = TrialSpec(train_config=(("dataset", "synthetic"), ("epochs", 2), ("seed", 3)), constraints=(("params", 100.0),))
+
+
+def test_make_row_statuses():
+    final = {"status": "ok", "key": "abc", "genotype": "{}", "val_acc": 0.5, "sops": 7.0, "epochs": 2, "node": "n1"}
+    ok = make_row("t1", {}, final, space=None, spec=SPEC)
+    assert (ok["status"], ok["trial_id"], ok["seed"], ok["node"], ok["baseline"]) == ("ok", "t1", 3, "n1", "")
+    assert json.loads(ok["fidelity"]) == {"dataset": "synthetic", "epochs": 2, "seed": 3}
+    assert ok["version"] == snn_nas.__version__
+    # a last record still "running" was stopped by the scheduler after some epochs
+    assert make_row("t2", {}, {**final, "status": "running", "epochs": 1}, space=None, spec=SPEC)["status"] == "stopped"
+    # ... or, without any epoch, ended without a result
+    empty = make_row("t3", {}, {}, space=None, spec=SPEC)
+    assert empty["status"] == "failed" and "without reporting a result" in empty["error"]
+    # an error from Ray (the worker died, an exception escaped) overrides the record
+    died = make_row("t4", {}, final, space=None, spec=SPEC, error="RayActorError: died")
+    assert (died["status"], died["error"]) == ("failed", "RayActorError: died")
+    assert make_row("t5", {}, final, space=None, spec=SPEC, baseline="mlp_spe_micro")["baseline"] == "mlp_spe_micro"
+
+
+def test_make_row_decodes_the_key_of_a_trial_that_never_reported():
+    from snn_nas.presets import get_preset
+
+    row_ = make_row("t", {}, {}, space=None, spec=SPEC, baseline="mlp_spe_micro", error="boom")
+    assert row_["key"] == get_preset("mlp_spe_micro").key() and row_["genotype"] == get_preset("mlp_spe_micro").to_json()
+
+
+def test_violations_and_error_lines():
+    assert violations({"params": 50, "sops": 300.0}, (("params", 100.0), ("sops", 200.0))) == [-0.5, 0.5]
+    assert violations({"params": None}, (("params", 100.0),)) == [1.0]  # unknown counts as violated
+    assert error_line("Traceback ...\n  File x\nRuntimeError: boom\n") == "RuntimeError: boom"
+    assert error_line("torch.OutOfMemoryError: CUDA out of memory. Tried") .startswith("out of memory: ")
+    assert error_line(None) == "the trial's worker failed"
+
+
+def test_current_front_by_hand():
+    rows = [
+        row("a", val_acc=0.9, sops=100.0),
+        row("b", val_acc=0.8, sops=50.0),
+        row("c", val_acc=0.7, sops=80.0),  # dominated by b
+        row("d", val_acc=0.95, sops=500.0),
+        row("e", "failed", val_acc=0.99, sops=1.0),  # not ok
+        row("f", val_acc=0.99, sops=1.0, baseline="mlp_spe_micro"),  # baselines are not search results
+        row("g", val_acc=0.99, sops=1.0, feasible=False),  # breaks a constraint
+        row("h", val_acc=math.nan, sops=1.0),  # no value
+    ]
+    front = current_front(rows, ["val_acc", "sops"], ["max", "min"])
+    assert [r["trial_id"] for r in front] == ["d", "a", "b"]  # best accuracy first
+    assert [r["trial_id"] for r in current_front(rows, ["sops"], ["min"])] == ["h"]  # only sops counts here
+    assert current_front([], ["val_acc", "sops"], ["max", "min"]) == []
+
+
+def test_progress_counts_and_lines(tmp_path):
+    stream = (tmp_path / "out.txt").open("w")
+    progress = SearchProgress("exp", 4, ["val_acc", "sops"], ["max", "min"], live=False, stream=stream)
+    with progress:
+        progress.trial_started("a")
+        progress.trial_started("b")
+        progress.trial_result("a", {"epoch": 1, "val_acc": 0.5, "sops": 10.0})
+        progress.trial_finished(row("a", val_acc=0.5, sops=10.0))
+        progress.trial_finished(row("b", "failed", error="boom"))
+        counts = progress.counts()
+        assert (counts["done"], counts["running"], counts["ok"], counts["failed_total"]) == (2, 0, 1, 1)
+        assert progress.render() is not None
+    stream.close()
+    lines = (tmp_path / "out.txt").read_text().splitlines()
+    assert lines[0].startswith("[1/4] a ok val_acc=50.00% sops=10") and "front 1" in lines[0]
+    assert lines[1].startswith("[2/4] b failed") and "(boom)" in lines[1]
+    assert lines[-1].startswith("exp: 2/4 done (ok 1, stopped 0, failed 1), 0 running, front 1")
+    assert format_metric("sops", 1.5e6) == "1.5e+06" and format_metric("val_acc", math.nan) == "-"
