@@ -22,7 +22,7 @@ import yaml
 
 from snn_nas.search.experiment import load_experiment
 from snn_nas.search.results import STATUSES, load_results
-from snn_nas.search.trial import TrialSpec, run_trial
+from snn_nas.search.trial import TrialSpec, _reason, run_trial
 from snn_nas.space import SearchSpace, load_space
 
 REPO = Path(__file__).resolve().parents[1]
@@ -49,13 +49,16 @@ stage2: {width_mult: 2}
 """
 
 
+FIDELITY = {"epochs": 2, "batch_size": 16, "image_size": 8, "max_batches_per_epoch": 2, "eval_batch_size": 64}
+
+
 def write_experiment(tmp_path: Path, name: str, **overrides) -> Path:
     (tmp_path / "tiny_space.yaml").write_text(TINY_SPACE)
     data = {
         "name": name,
         "space": "tiny_space.yaml",
         "dataset": "synthetic:train=64,val=32,classes=4,channels=1",
-        "fidelity": {"epochs": 2, "batch_size": 16, "image_size": 8, "max_batches_per_epoch": 2, "eval_batch_size": 64},
+        "fidelity": FIDELITY,
         "trials": 4,
         "max_concurrent": 2,
         "costs": {"calibration_images": 16},
@@ -96,10 +99,32 @@ def test_run_trial_reports_every_epoch_and_never_raises(tmp_path):
     assert invalid["status"] == "invalid" and "unknown label 'no_such_label'" in invalid["error"]
     assert math.isnan(invalid["val_acc"]) and reports[-1]["status"] == "invalid"  # reported once, at once
 
-    tight = TrialSpec.from_experiment(load_experiment(write_experiment(tmp_path, "tight", constraints={"max_params": 10})))
+    tight = TrialSpec.from_experiment(
+        load_experiment(write_experiment(tmp_path, "tight", constraints={"max_params": 10}))
+    )
     over = run_trial(space.sample(3), space=space, spec=tight)
     assert over["status"] == "invalid" and "exceed constraints.max_params (10); not trained" in over["error"]
     assert over["params"] == final["params"] and over["feasible"] is False and over["epochs"] == 0
+    # a baseline is a reference point: trained even when it breaks a constraint, marked infeasible
+    preset = run_trial({}, space=space, spec=tight, baseline="mlp_spe_micro")
+    assert (preset["status"], preset["feasible"], preset["baseline"], preset["epochs"]) == (
+        "ok",
+        False,
+        "mlp_spe_micro",
+        2,
+    )
+
+    wild = load_experiment(write_experiment(tmp_path, "wild", fidelity={**FIDELITY, "lr": 1e30, "optimizer": "sgd"}))
+    diverged = run_trial(space.sample(3), space=space, spec=TrialSpec.from_experiment(wild))
+    assert diverged["status"] == "diverged" and "loss became nan" in diverged["error"]
+
+
+def test_out_of_memory_reasons():
+    assert _reason(MemoryError()) == "out of memory"
+    assert _reason(RuntimeError("CUDA out of memory. Tried to allocate 2 GiB")).startswith(
+        "out of memory: RuntimeError: CUDA"
+    )
+    assert _reason(ValueError("bad")) == "ValueError: bad"
 
 
 # ---------------------------------------------------------------------- CLI smoke run
@@ -240,7 +265,9 @@ def test_search_on_a_two_node_cluster_records_failures_and_retries_dead_workers(
     try:
         cluster.add_node(**node)
         cluster.wait_for_nodes()
-        outcome = run_search(experiment, results_dir=tmp_path / "results", address=cluster.address, space=space, progress=False)
+        outcome = run_search(
+            experiment, results_dir=tmp_path / "results", address=cluster.address, space=space, progress=False
+        )
     finally:
         cluster.shutdown()
     assert outcome.complete and (tmp_path / "raised").exists() and (tmp_path / "crashed").exists()

@@ -95,14 +95,26 @@ def test_space_path_is_resolved_relative_to_the_file(tmp_path):
     [
         ({}, "space: expected a search-space file"),
         ({"space": "quick", "samplr": "tpe"}, "unknown key(s) ['samplr']"),
-        ({"space": "quick", "sampler": "cmaes"}, "sampler: 'cmaes' is not allowed; choose one of ['tpe', 'nsga2', 'gp', 'random']"),
+        (
+            {"space": "quick", "sampler": "cmaes"},
+            "sampler: 'cmaes' is not allowed; choose one of ['tpe', 'nsga2', 'gp', 'random']",
+        ),
         ({"space": "quick", "trials": 0}, "trials: expected an integer >= 1, got 0"),
         ({"space": "quick", "objectives": {"accuracy": "max"}}, "objectives: 'accuracy' is not allowed"),
-        ({"space": "quick", "objectives": {"sops": "down"}}, "objectives.sops: 'down' is not allowed; choose one of ['max', 'min']"),
+        (
+            {"space": "quick", "objectives": {"sops": "down"}},
+            "objectives.sops: 'down' is not allowed; choose one of ['max', 'min']",
+        ),
         ({"space": "quick", "constraints": {"max_flops": 3}}, "constraints: unknown key(s) ['max_flops']"),
         ({"space": "quick", "constraints": {"max_sops": -1}}, "constraints.max_sops: expected a number > 0"),
-        ({"space": "quick", "scheduler": "hyperband"}, "scheduler: 'hyperband' is not allowed; choose one of ['none', 'asha']"),
-        ({"space": "quick", "scheduler": {"type": "asha", "grace_period": 9}}, "grace_period: 9 exceeds fidelity.epochs (5)"),
+        (
+            {"space": "quick", "scheduler": "hyperband"},
+            "scheduler: 'hyperband' is not allowed; choose one of ['none', 'asha']",
+        ),
+        (
+            {"space": "quick", "scheduler": {"type": "asha", "grace_period": 9}},
+            "grace_period: 9 exceeds fidelity.epochs (5)",
+        ),
         ({"space": "quick", "scheduler": "asha", "objectives": {"sops": "min"}}, "add 'val_acc: max' to objectives"),
         ({"space": "quick", "resources": {"cpus": 0}}, "resources.cpus: expected a number > 0"),
         ({"space": "quick", "resources": {"tpus": 1}}, "resources: unknown key(s) ['tpus']"),

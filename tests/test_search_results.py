@@ -11,13 +11,22 @@ import pytest
 import snn_nas
 from snn_nas.errors import SnnNasError
 from snn_nas.search.progress import SearchProgress, current_front, format_metric
-from snn_nas.search.results import COLUMNS, JOURNAL_FILE, TABLE_FILE, ResultsError, ResultStore, load_results, normalise_row
+from snn_nas.search.results import (
+    COLUMNS,
+    JOURNAL_FILE,
+    TABLE_FILE,
+    ResultsError,
+    ResultStore,
+    load_results,
+    normalise_row,
+)
 from snn_nas.search.trial import TrialSpec, error_line, make_row, violations
 
-CONTRACT = (
-    "trial_id status key genotype summary seed fidelity val_acc val_loss sops macs energy_uj params "
-    "macs_per_step time_steps firing_rate epochs wall_s error baseline version"
-).split()
+CONTRACT = [
+    *("trial_id", "status", "key", "genotype", "summary", "seed", "fidelity", "val_acc", "val_loss", "sops", "macs"),
+    *("energy_uj", "params", "macs_per_step", "time_steps", "firing_rate", "epochs", "wall_s", "error", "baseline"),
+    "version",
+]
 
 
 def row(trial_id: str, status: str = "ok", **values) -> dict:
@@ -83,7 +92,7 @@ def test_load_results_accepts_the_table_path_and_is_exported(tmp_path):
 def test_load_results_errors(tmp_path):
     with pytest.raises(ResultsError, match="no such results folder"):
         load_results(tmp_path / "missing")
-    with pytest.raises(ResultsError, match="no trials.parquet here"):
+    with pytest.raises(ResultsError, match=r"no trials\.parquet here"):
         load_results(tmp_path)
     (tmp_path / TABLE_FILE).write_bytes(b"not parquet")
     with pytest.raises(ResultsError, match="cannot read the result table"):
@@ -115,14 +124,16 @@ def test_make_row_decodes_the_key_of_a_trial_that_never_reported():
     from snn_nas.presets import get_preset
 
     row_ = make_row("t", {}, {}, space=None, spec=SPEC, baseline="mlp_spe_micro", error="boom")
-    assert row_["key"] == get_preset("mlp_spe_micro").key() and row_["genotype"] == get_preset("mlp_spe_micro").to_json()
+    assert (
+        row_["key"] == get_preset("mlp_spe_micro").key() and row_["genotype"] == get_preset("mlp_spe_micro").to_json()
+    )
 
 
 def test_violations_and_error_lines():
     assert violations({"params": 50, "sops": 300.0}, (("params", 100.0), ("sops", 200.0))) == [-0.5, 0.5]
     assert violations({"params": None}, (("params", 100.0),)) == [1.0]  # unknown counts as violated
     assert error_line("Traceback ...\n  File x\nRuntimeError: boom\n") == "RuntimeError: boom"
-    assert error_line("torch.OutOfMemoryError: CUDA out of memory. Tried") .startswith("out of memory: ")
+    assert error_line("torch.OutOfMemoryError: CUDA out of memory. Tried").startswith("out of memory: ")
     assert error_line(None) == "the trial's worker failed"
 
 

@@ -213,3 +213,14 @@ def test_cli_mnist5k_recipe_learns_in_one_epoch(tmp_path):
     report = json.loads((out / "result.json").read_text())
     assert report["dataset"] == "mnist5k" and report["config"]["lr"] == TrainConfig().lr
     assert report["val_acc"] >= 0.85  # measured 0.90-0.91 after one epoch
+
+
+def test_resolve_device_errors():
+    from snn_nas.training import resolve_device
+
+    assert resolve_device("cpu") == torch.device("cpu")
+    with pytest.raises(ConfigError, match="not a torch device"):
+        resolve_device("gpu0")
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="CUDA is not available"):
+            resolve_device("cuda")

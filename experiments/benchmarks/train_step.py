@@ -8,7 +8,7 @@ One step = forward of ``[B, 3, S, S]`` images (direct encoding over T steps), cr
 backward, SGD (momentum 0.9) update. Prints images/s (median step), the achieved GFLOP/s =
 6 x dense forward MACs of the batch over all T steps / median step time (2 flops per MAC, x3 for
 forward + backward), and that figure as a fraction of the GFLOP/s of a 2048 x 2048 float32
-matmul measured in the same process (2 n^3 flops per matmul). ``--profile`` prints the
+matmul measured in the same process between the steps (2 n^3 flops per matmul). ``--profile`` prints the
 ``torch.profiler`` table of one step.
 """
 
@@ -21,18 +21,26 @@ import time
 import torch
 
 
-def matmul_gflops(n: int = 2048, repeats: int = 10) -> float:
-    """Median GFLOP/s of an ``n x n`` float32 matmul (``2 n^3`` flops each)."""
-    gen = torch.Generator().manual_seed(0)
-    a, b = torch.randn(n, n, generator=gen), torch.randn(n, n, generator=gen)
-    out = torch.empty(n, n)
-    torch.mm(a, b, out=out)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        torch.mm(a, b, out=out)
-        times.append(time.perf_counter() - start)
-    return 2 * n**3 / statistics.median(times) / 1e9
+class MatmulReference:
+    """GFLOP/s of an ``n x n`` float32 matmul (``2 n^3`` flops each), sampled between the timed
+    steps so that it sees the same machine load as they do."""
+
+    def __init__(self, n: int = 2048) -> None:
+        gen = torch.Generator().manual_seed(0)
+        self.n = n
+        self.a, self.b = torch.randn(n, n, generator=gen), torch.randn(n, n, generator=gen)
+        self.out = torch.empty(n, n)
+        torch.mm(self.a, self.b, out=self.out)
+        self.samples: list[float] = []
+
+    def sample(self, repeats: int = 3) -> None:
+        for _ in range(repeats):
+            start = time.perf_counter()
+            torch.mm(self.a, self.b, out=self.out)
+            self.samples.append(2 * self.n**3 / (time.perf_counter() - start) / 1e9)
+
+    def gflops(self) -> float:
+        return statistics.median(self.samples)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -86,13 +94,16 @@ def main(argv: list[str] | None = None) -> int:
     for _ in range(args.warmup):
         step()
     warm = time.perf_counter() - start
-    times = []
+    reference = MatmulReference()
+    times, cpu_times = [], []
     for _ in range(args.steps):
-        start = time.perf_counter()
+        reference.sample()
+        start, cpu = time.perf_counter(), time.process_time()
         step()
         times.append(time.perf_counter() - start)
+        cpu_times.append((time.process_time() - cpu) / torch.get_num_threads())
     median = statistics.median(times)
-    reference = matmul_gflops()
+    reference.sample()
     flops = 6 * macs_per_step * args.batch * args.time_steps
     achieved = flops / median / 1e9
 
@@ -103,10 +114,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"warm-up {args.warmup} steps: {warm:.2f} s")
     print(f"step time: median {median * 1e3:.1f} ms, min {min(times) * 1e3:.1f} ms over {args.steps} steps")
+    cpu_median = statistics.median(cpu_times)
+    print(f"process CPU time per step / threads: median {cpu_median * 1e3:.1f} ms (less sensitive to other load)")
     print(f"images/s: {args.batch / median:.1f}")
     print(f"achieved: {achieved:.2f} GFLOP/s (6 x {flops / 6 / 1e9:.3f} G MACs per step)")
-    print(f"matmul 2048^2 float32: {reference:.2f} GFLOP/s")
-    print(f"fraction of matmul: {achieved / reference:.3f}")
+    ref = reference.gflops()
+    print(f"matmul 2048^2 float32: {ref:.2f} GFLOP/s (median of {len(reference.samples)}, sampled between steps)")
+    print(f"fraction of matmul: {achieved / ref:.3f} (from CPU time: {flops / cpu_median / 1e9 / ref:.3f})")
 
     if args.profile:
         with torch.profiler.profile() as prof:

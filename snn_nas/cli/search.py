@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-
 HELP = "search a space with Ray Tune + Optuna (default: the bundled quick experiment on the CPU)"
 
 DESCRIPTION = """\

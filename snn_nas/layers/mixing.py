@@ -9,12 +9,15 @@ token index, on tokens laid out ``[T * B, H * W, C]``; its output is a current.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from snn_nas.genotype import AxisMixer, Neuron
 from snn_nas.neurons import lif_from_gene
 
 AXES = ("h", "w")
+#: token grids up to this many tokens run the token block's 1x1 fusing conv as a matmul
+SMALL_GRID = 16
 
 
 class AxialMLP(nn.Module):
@@ -36,8 +39,15 @@ class AxialMLP(nn.Module):
         self.lif = lif_from_gene(neuron)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = x.transpose(2, self.dim)  # [T, B, axis, ..., ...]
-        y = self.bn(self.proj(y.flatten(0, 1))).unflatten(0, x.shape[:2])
+        # The 1x1 conv over the axis is computed as one batched matmul with the conv's own
+        # weight and bias (same sums; oneDNN's conv is slow for these tiny channel counts).
+        y = x.transpose(2, self.dim)  # [T, B, axis, P, Q]
+        steps, size, rest = y.shape[:2], y.shape[2], y.shape[3:]
+        y = y.reshape(-1, size, rest.numel())  # [T*B, axis, P*Q]
+        batch = y.shape[0]
+        weight = self.proj.weight.view(1, size, size).expand(batch, size, size)
+        y = torch.baddbmm(self.proj.bias.view(1, size, 1).expand(batch, size, 1), weight, y)
+        y = self.bn(y.view(batch, size, *rest)).unflatten(0, steps)
         return self.lif(y).transpose(2, self.dim)
 
 
@@ -111,7 +121,15 @@ class TokenBlock(nn.Module):
         if self.mix_w is not None:
             parts.append(self.mix_w(x))
         y = torch.cat(parts, dim=2) if len(parts) > 1 else parts[0]
-        return self.bn(self.fuse(y.flatten(0, 1))).unflatten(0, x.shape[:2])
+        return self.bn(self._fuse(y.flatten(0, 1))).unflatten(0, x.shape[:2])
+
+    def _fuse(self, y: torch.Tensor) -> torch.Tensor:
+        """The 1x1 fusing conv on ``[N, n_branches * C, H, W]``. On grids of at most
+        ``SMALL_GRID`` tokens it runs as one matmul over all tokens with the conv's weight (same
+        sums; oneDNN's per-image 1x1 conv is slow there); the result is channels-last strided."""
+        if y.shape[-2] * y.shape[-1] > SMALL_GRID:
+            return self.fuse(y)
+        return F.linear(y.permute(0, 2, 3, 1), self.fuse.weight.flatten(1)).permute(0, 3, 1, 2)
 
 
 class ChannelBlock(nn.Module):

@@ -229,7 +229,8 @@ def run_trial(
         limit = dict(spec.constraints).get("params")
         if limit is not None and params > limit:
             record["feasible"] = False
-            return finish("invalid", f"{params} parameters exceed constraints.max_params ({limit:g}); not trained")
+            if not baseline:  # a reference point is evaluated anyway, marked infeasible
+                return finish("invalid", f"{params} parameters exceed constraints.max_params ({limit:g}); not trained")
 
         energy = EnergyModel(spec.energy_per_sop_pj, spec.energy_per_mac_pj)
         images = calibration_batch(data, spec.calibration_images).to(device)
@@ -245,7 +246,7 @@ def run_trial(
             record["val_loss"] = float(metrics["val_loss"])
             record["epoch"] = record["epochs"] = int(epoch)
             record["wall_s"] = time.perf_counter() - started
-            record["feasible"] = is_feasible(record, spec.constraints)
+            record["feasible"] = is_feasible(record, spec.constraints)  # on the latest costs
             record["status"] = "ok" if epoch >= config.epochs else RUNNING
             emit(record)
 

@@ -332,8 +332,10 @@ def ray_session(address: str | None, num_cpus: int | None, verbose: bool) -> Ite
         return
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     kwargs: dict[str, Any] = dict(
-        include_dashboard=False, log_to_driver=verbose, logging_level=logging.INFO if verbose else logging.WARNING
+        include_dashboard=False, log_to_driver=verbose, logging_level=logging.INFO if verbose else logging.ERROR
     )
+    if address:
+        _check_reachable(address)
     try:
         if address:
             ray.init(address=address, **kwargs)
@@ -347,6 +349,22 @@ def ray_session(address: str | None, num_cpus: int | None, verbose: bool) -> Ite
         yield
     finally:
         ray.shutdown()
+
+
+def _check_reachable(address: str, timeout_s: float = 10.0) -> None:
+    """Fail fast (Ray itself retries for minutes) when a ``HOST:PORT`` address does not answer."""
+    import socket
+
+    host, sep, port = address.rpartition(":")
+    if address.startswith(("ray://", "auto", "local")) or not sep or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise SearchError(
+            f"--address {address}: no Ray cluster answers there ({exc}); start one with 'ray start --head' "
+            "or pass the address 'ray status' prints on the head node"
+        ) from None
 
 
 @contextlib.contextmanager

@@ -12,7 +12,7 @@ import math
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +55,6 @@ class TrainResult:
     data: DataSplits
     config: TrainConfig | None = None
     time_steps: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -81,9 +80,12 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        return torch.device(device)
+        resolved = torch.device(device)
     except (RuntimeError, TypeError) as exc:
         raise ConfigError(f"device: {device!r} is not a torch device ('cpu', 'cuda', 'cuda:1'): {exc}") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device: {device!r} asked for, but CUDA is not available here; use 'cpu'")
+    return resolved
 
 
 @contextmanager
@@ -95,7 +97,8 @@ def _seeded_scope(seed: int, device: torch.device):
     with torch.random.fork_rng(devices=devices):
         torch.default_generator.manual_seed(seed)
         if devices:
-            torch.cuda.manual_seed(seed)
+            with torch.cuda.device(devices[0]):
+                torch.cuda.manual_seed(seed)
         yield
 
 
