@@ -16,11 +16,12 @@ Backward, with ``sg[t] = surrogate'(H[t] - v_threshold)`` and ``k = 1 - 1/tau``:
 
 ``lif_multistep`` wraps both in one ``torch.autograd.Function``: the forward runs without an
 autograd graph and saves only ``H`` (``[T, ...]``); the backward computes the surrogate for all
-steps at once and runs the ``T``-step recurrence above. Both kernels are plain functions of
-tensors and floats; on CPU and CUDA they are written with ``out=`` and in-place ops so that eagerly they
-make few passes over memory; ``use_compile(True)`` (or ``SNN_NAS_LIF_COMPILE=1``) compiles them
-with ``torch.compile`` (the elementwise work of all steps fuses into a few loops), falling back
-to eager where compiling fails.
+steps at once and runs the ``T``-step recurrence above. The kernels are plain functions of
+tensors and floats, written with ``out=`` and in-place ops so that they make few passes over
+memory and few allocations when run eagerly (the default). ``use_compile(True)`` (or
+``SNN_NAS_LIF_COMPILE=1``) runs functional twins of them (``*_fusable``) under
+``torch.compile`` instead (the elementwise work of all steps fuses into a few loops), falling
+back to eager where compiling fails.
 """
 
 from __future__ import annotations
@@ -203,7 +204,8 @@ def _kernel(name: str, device: torch.device) -> tuple[Callable, bool]:
     eager, fusable = _KERNELS[name]
     if device.type not in ("cpu", "cuda") or not compile_enabled():
         return eager, False
-    if torch.utils._python_dispatch._get_current_dispatch_mode() is not None:
+    current_mode = getattr(torch.utils._python_dispatch, "_get_current_dispatch_mode", lambda: None)
+    if current_mode() is not None:
         return eager, False  # an active dispatch mode (cost probes) sees eager ops
     key = f"{name}:{device.type}"
     compiled = _STATE.get(key)

@@ -230,7 +230,7 @@ def test_killed_search_resumes_without_rerunning_finished_trials(tmp_path, ray_e
 @dataclass(frozen=True)
 class FaultySpace(SearchSpace):
     """The tiny space, but inside a Ray worker the first decode raises and the second kills the
-    worker process (once each, across processes, via marker files)."""
+    worker process (once each, across processes, via marker files naming the node)."""
 
     marker_dir: str = ""
     driver_pid: int = 0
@@ -240,9 +240,13 @@ class FaultySpace(SearchSpace):
         if os.getpid() != self.driver_pid:
             for marker in ("raised", "crashed"):
                 try:
-                    os.close(os.open(os.path.join(self.marker_dir, marker), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+                    fd = os.open(os.path.join(self.marker_dir, marker), os.O_CREAT | os.O_EXCL | os.O_WRONLY)
                 except FileExistsError:
                     continue
+                import ray
+
+                os.write(fd, ray.get_runtime_context().get_node_id()[:8].encode())  # where it happened
+                os.close(fd)
                 if marker == "raised":
                     raise RuntimeError("injected failure")
                 os._exit(1)  # the Ray worker dies; Ray retries the trial (max_failures)
@@ -279,4 +283,54 @@ def test_search_on_a_two_node_cluster_records_failures_and_retries_dead_workers(
     assert failed.iloc[0]["key"]  # decoded by the driver, so the row still names its architecture
     # the trial whose worker died was retried and finished
     assert (table["status"] == "ok").sum() == 3
-    assert table["node"].nunique() == 2  # trials ran on both nodes
+    # trials ran on both nodes (a node that only ran the crashed attempt has no row; its marker names it)
+    nodes = {node.split("/")[-1] for node in table["node"]}
+    nodes |= {(tmp_path / marker).read_text() for marker in ("raised", "crashed")}
+    assert len(nodes) == 2
+
+
+# ---------------------------------------------------------------------- the searcher, without a cluster
+FOUR_ARCHITECTURES = """\
+name: four
+image_size: 8
+time_steps: {choice: [1, 2]}
+patch_size: {choice: [2, 4]}
+num_stages: 1
+stage1: {dim: 6, depth: 1}
+"""
+
+
+def test_searcher_draws_each_architecture_once_and_tells_optuna_each_status(tmp_path):
+    import optuna
+
+    from snn_nas.search.tune import SnnOptunaSearch
+
+    (tmp_path / "four.yaml").write_text(FOUR_ARCHITECTURES)
+    space = load_space(tmp_path / "four.yaml")
+    assert space.size() == 4
+    searcher = SnnOptunaSearch(
+        space=space.suggest,
+        decode=space.decode,
+        metric=["val_acc", "sops"],
+        mode=["max", "min"],
+        sampler=optuna.samplers.RandomSampler(seed=0),
+        constraints=(("params", 1000.0),),
+    )
+    configs = [searcher.suggest(f"t{i}") for i in range(4)]
+    assert len({space.decode(c).key() for c in configs}) == 4  # no architecture twice
+    study = searcher._ot_study
+    duplicates = [t for t in study.trials if "duplicate_of" in t.user_attrs]
+    assert all(t.state == optuna.trial.TrialState.FAIL for t in duplicates)
+
+    searcher.on_trial_complete("t0", {"status": "ok", "val_acc": 0.5, "sops": 10.0, "params": 500, "key": "k0"})
+    searcher.on_trial_complete("t1", {"status": "running", "val_acc": 0.1, "sops": 5.0})  # stopped by ASHA
+    searcher.on_trial_complete("t2", {"status": "failed", "error": "RuntimeError: boom"})
+    searcher.on_trial_complete("t3", None, error=True)  # the Ray trial errored
+    states = {t.user_attrs.get("ray_trial_id"): t for t in study.trials if "ray_trial_id" in t.user_attrs}
+    assert states["t0"].state == optuna.trial.TrialState.COMPLETE and states["t0"].values == [0.5, 10.0]
+    assert states["t0"].user_attrs["constraints"] == [-0.5]  # params 500 of at most 1000
+    assert states["t0"].system_attrs["constraints:max_params"] == -0.5  # where the samplers read it
+    assert states["t1"].state == optuna.trial.TrialState.PRUNED and states["t1"].user_attrs["status"] == "stopped"
+    assert states["t2"].state == optuna.trial.TrialState.FAIL
+    assert states["t2"].user_attrs["error"] == "RuntimeError: boom"
+    assert states["t3"].state == optuna.trial.TrialState.FAIL and states["t3"].user_attrs["status"] == "failed"

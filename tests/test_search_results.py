@@ -152,6 +152,7 @@ def test_current_front_by_hand():
     assert [r["trial_id"] for r in front] == ["d", "a", "b"]  # best accuracy first
     assert [r["trial_id"] for r in current_front(rows, ["sops"], ["min"])] == ["h"]  # only sops counts here
     assert current_front([], ["val_acc", "sops"], ["max", "min"]) == []
+    assert [r["trial_id"] for r in current_front(rows, ["val_acc", "sops"], ["max", "min"], baselines=True)] == ["f"]
 
 
 def test_progress_counts_and_lines(tmp_path):

@@ -89,3 +89,19 @@ def prepare_directory(experiment: Experiment, directory: Path, resume: bool) -> 
     tmp = saved.with_suffix(".yaml.tmp")
     tmp.write_text(experiment.to_yaml())
     os.replace(tmp, saved)
+
+
+def check_address(address: str, timeout_s: float = 10.0) -> None:
+    """Fail fast (Ray itself retries for minutes) when a ``HOST:PORT`` address does not answer."""
+    import socket
+
+    host, sep, port = address.rpartition(":")
+    if address.startswith(("ray://", "auto", "local")) or not sep or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise SearchError(
+            f"--address {address}: no Ray cluster answers there ({exc}); start one with 'ray start --head' "
+            "or pass the address 'ray status' prints on the head node"
+        ) from None

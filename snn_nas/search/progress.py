@@ -25,9 +25,10 @@ def _value(row: Mapping[str, Any], metric: str) -> float:
 
 
 def current_front(
-    rows: Sequence[Mapping[str, Any]], metrics: Sequence[str], modes: Sequence[str]
+    rows: Sequence[Mapping[str, Any]], metrics: Sequence[str], modes: Sequence[str], *, baselines: bool = False
 ) -> list[dict[str, Any]]:
-    """The non-dominated rows among the finished, feasible, non-baseline ``ok`` rows.
+    """The non-dominated rows among the finished, feasible ``ok`` rows of search trials (of the
+    baselines when ``baselines``).
 
     Rows with a non-finite objective are left out. Returned in order of the first objective,
     best first.
@@ -38,8 +39,8 @@ def current_front(
         dict(r)
         for r in rows
         if r.get("status") == "ok"
-        and not r.get("baseline")
-        and r.get("feasible") is not False
+        and bool(r.get("baseline")) == baselines
+        and (baselines or r.get("feasible") is not False)
         and all(math.isfinite(_value(r, m)) for m in metrics)
     ]
     if not candidates:
@@ -78,12 +79,14 @@ class SearchProgress:
         live: bool | None = None,
         enabled: bool = True,
         stream: Any = None,
+        baselines: bool = False,
     ) -> None:
         self.name = name
         self.total = total
         self.metrics = list(metrics)
         self.modes = list(modes)
         self.enabled = enabled
+        self.baselines = baselines
         self.stream = stream if stream is not None else sys.stdout
         self.live = enabled and (self.stream.isatty() if live is None else live)
         self.rows: dict[str, dict[str, Any]] = {}
@@ -102,7 +105,7 @@ class SearchProgress:
         return counts
 
     def front(self) -> list[dict[str, Any]]:
-        return current_front(list(self.rows.values()), self.metrics, self.modes)
+        return current_front(list(self.rows.values()), self.metrics, self.modes, baselines=self.baselines)
 
     def headline(self) -> str:
         c = self.counts()

@@ -207,8 +207,6 @@ def run_trial(
 
         config = spec.config()
         device = torch.device("cuda" if spec.gpus > 0 and torch.cuda.is_available() else "cpu")
-        if device.type == "cpu":
-            torch.set_num_threads(max(1, int(spec.cpus)))
         if data is None:
             from snn_nas.data import load_dataset
 
@@ -338,3 +336,16 @@ def make_row(
     config = dict(spec.train_config)
     row.update(trial_id=trial_id, seed=config.get("seed"), fidelity=spec.fidelity_json(), version=__version__)
     return row
+
+
+def seen_keys(rows: list[dict[str, Any]]) -> set[str]:
+    """The architecture keys of the search rows (baselines left out)."""
+    return {str(row["key"]) for row in rows if row.get("key") and not row.get("baseline")}
+
+
+def finite_or_none(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None

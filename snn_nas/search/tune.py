@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import os
 import time
 from collections.abc import Iterator, Mapping
@@ -45,40 +44,34 @@ from snn_nas.search.layout import (
     STUDY_FILE,
     SearchError,
     SearchRun,
+    check_address,
     prepare_directory,
     search_directory,
 )
 from snn_nas.search.progress import SearchProgress
 from snn_nas.search.results import ResultStore
-from snn_nas.search.trial import RECORD_KEYS, TrialSpec, error_line, make_row, run_trial, violations
+from snn_nas.search.trial import (
+    RECORD_KEYS,
+    TrialSpec,
+    error_line,
+    finite_or_none,
+    make_row,
+    run_trial,
+    seen_keys,
+    violations,
+)
 
 logger = logging.getLogger(__name__)
 
 BASELINE_PARAM = "_baseline"
 DUPLICATE_RETRIES = 50
 LOCAL_OBJECT_STORE_BYTES = 256 * 1024**2
-_HAS_SET_CONSTRAINT = hasattr(optuna.trial.Trial, "set_constraint")  # Optuna >= 5; else constraints_func
 
 
 # ---------------------------------------------------------------------- Optuna side
-class _Constraints:
-    """``constraints_func`` for Optuna < 5: the violations stored as user attribute (<= 0 holds)."""
-
-    def __init__(self, count: int) -> None:
-        self.count = count
-
-    def __call__(self, trial: optuna.trial.FrozenTrial) -> list[float]:
-        values = trial.user_attrs.get("constraints")
-        return (
-            [float(v) for v in values] if isinstance(values, list) and len(values) == self.count else [0.0] * self.count
-        )
-
-
 def make_sampler(experiment: Experiment) -> optuna.samplers.BaseSampler:
-    """The Optuna sampler of the experiment, seeded, with the constraints wired in."""
+    """The Optuna sampler of the experiment, seeded (constraints reach it through the trials)."""
     options: dict[str, Any] = dict(experiment.sampler_options)
-    if experiment.constraints and experiment.sampler != "random" and not _HAS_SET_CONSTRAINT:
-        options["constraints_func"] = _Constraints(len(experiment.constraints))
     if experiment.sampler == "nsga2":
         options.setdefault("population_size", max(4, min(50, experiment.trials // 4)))
     classes = {
@@ -138,15 +131,22 @@ class SnnOptunaSearch(OptunaSearch):
         *args: Any,
         decode: Any = None,
         constraints: tuple[tuple[str, float], ...] = (),
-        seen: Mapping[str, list[float] | None] | None = None,
+        seen: set[str] | None = None,
+        results_dir: str = "",
         **kwargs: Any,
     ) -> None:
         self._decode = decode
+        self._results_dir = results_dir
         self._constraint_limits = tuple(constraints)
-        # architecture key -> objective values once known (None while running or when not ok)
-        self._seen: dict[str, list[float] | None] = dict(seen or {})
-        self._trial_keys: dict[str, str] = {}
+        self._seen: set[str] = set(seen or ())  # keys of the architectures suggested so far
         super().__init__(*args, **kwargs)
+
+    def restore(self, checkpoint_path: str) -> None:
+        """Ray's snapshot of the searcher, plus the keys of every trial in the result table (some
+        may have finished after the snapshot), so that a resumed search draws no duplicate."""
+        super().restore(checkpoint_path)
+        if self._results_dir:
+            self._seen |= seen_keys(ResultStore(self._results_dir).rows())
 
     def _key(self, config: dict) -> str | None:
         if self._decode is None:
@@ -158,28 +158,23 @@ class SnnOptunaSearch(OptunaSearch):
 
     def suggest(self, trial_id: str) -> dict | None:
         """A sample whose architecture has not been suggested before (up to ``DUPLICATE_RETRIES``
-        draws). A duplicate draw is told to Optuna at once: COMPLETE with the earlier trial's
-        values when they are known, else FAIL (user attribute ``duplicate_of``)."""
+        draws). A duplicate draw is told to Optuna at once as FAIL (user attribute
+        ``duplicate_of``), so the samplers learn from each architecture once."""
         config = super().suggest(trial_id)
         for _ in range(DUPLICATE_RETRIES):
             key = self._key(config) if config is not None else None
             if key is None or key not in self._seen:
                 break
             ot_trial = self._ot_trials.pop(trial_id)
-            known = self._seen[key]
             try:
                 ot_trial.set_user_attr("duplicate_of", key)
-                if known is not None:
-                    self._ot_study.tell(ot_trial, known, state=optuna.trial.TrialState.COMPLETE)
-                else:
-                    self._ot_study.tell(ot_trial, None, state=optuna.trial.TrialState.FAIL)
+                self._ot_study.tell(ot_trial, None, state=optuna.trial.TrialState.FAIL)
             except Exception as exc:
                 logger.debug("optuna: could not tell duplicate draw: %s", exc)
             config = super().suggest(trial_id)
         key = self._key(config) if config is not None else None
         if key is not None:
-            self._seen.setdefault(key, None)
-            self._trial_keys[trial_id] = key
+            self._seen.add(key)
         return config
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
@@ -190,11 +185,9 @@ class SnnOptunaSearch(OptunaSearch):
         status = result.get("status")
         state, values = optuna.trial.TrialState.FAIL, None
         if not error and status == "ok":
-            values = [_finite(result.get(m)) for m in self._metric]
+            values = [finite_or_none(result.get(m)) for m in self._metric]
             if all(v is not None for v in values):
                 state = optuna.trial.TrialState.COMPLETE
-                if trial_id in self._trial_keys:
-                    self._seen[self._trial_keys[trial_id]] = list(values)  # type: ignore[arg-type]
             else:
                 values = None
         elif not error and status in ("running", "stopped"):
@@ -206,28 +199,20 @@ class SnnOptunaSearch(OptunaSearch):
             "error": result.get("error"),
         }
         for metric in ("sops", "macs", "energy_uj", "params", "firing_rate", "epochs"):
-            attrs[metric] = _finite(result.get(metric))
+            attrs[metric] = finite_or_none(result.get(metric))
         if self._constraint_limits:
             attrs["constraints"] = violations(result, self._constraint_limits)
         try:
             for name, value in attrs.items():
                 if value is not None:
                     ot_trial.set_user_attr(name, value)
-            if self._constraint_limits and _HAS_SET_CONSTRAINT:
+            if self._constraint_limits:
                 for (metric, _), value in zip(self._constraint_limits, attrs["constraints"], strict=True):
                     ot_trial.set_constraint(f"max_{metric}", value)
             self._ot_study.tell(ot_trial, values, state=state)
         except Exception as exc:  # e.g. the trial was told before the search was killed
             logger.debug("optuna: could not tell trial %s: %s", trial_id, exc)
         self._completed_trials.add(trial_id)
-
-
-def _finite(value: Any) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
 
 
 # ---------------------------------------------------------------------- the trainable
@@ -240,6 +225,9 @@ def _node_name() -> str:
 
 def search_trainable(config: dict, *, space: Any, spec: TrialSpec, replay: Mapping[str, dict]) -> None:
     """Ray function trainable: one trial (or the replay of a trial finished before a resume)."""
+    import torch
+
+    torch.set_num_threads(max(1, int(spec.cpus)))  # this worker process trains with its CPU share
     node = _node_name()
     trial_id = tune.get_context().get_trial_id()
     if trial_id in replay:
@@ -279,7 +267,9 @@ class _RecordTrials(tune.Callback):
 
     def setup(self, **info: Any) -> None:
         self._store = ResultStore(self.directory)
-        self._progress = SearchProgress(self.title, self.total, self.metrics, self.modes, enabled=self.show)
+        self._progress = SearchProgress(
+            self.title, self.total, self.metrics, self.modes, enabled=self.show, baselines=self.baselines
+        )
         self._progress.add_existing([r for r in self._store.rows() if bool(r.get("baseline")) == self.baselines])
         self._progress.__enter__()
 
@@ -326,45 +316,31 @@ class _RecordTrials(tune.Callback):
 # ---------------------------------------------------------------------- Ray session
 @contextlib.contextmanager
 def ray_session(address: str | None, num_cpus: int | None, verbose: bool) -> Iterator[None]:
-    """Connect to the cluster at ``address``, or start a local Ray instance; shut down what we started."""
+    """Connect to the cluster at ``address``, or start a local Ray instance; shut down what we started.
+
+    Ray's usage statistics stay off unless ``RAY_USAGE_STATS_ENABLED`` says otherwise.
+    """
     if ray.is_initialized():
         yield
         return
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if address:
+        check_address(address)
     kwargs: dict[str, Any] = dict(
         include_dashboard=False, log_to_driver=verbose, logging_level=logging.INFO if verbose else logging.ERROR
     )
-    if address:
-        _check_reachable(address)
-    try:
-        if address:
-            ray.init(address=address, **kwargs)
-        else:
-            cpus = num_cpus or os.cpu_count() or 1
-            ray.init(address="local", num_cpus=cpus, object_store_memory=LOCAL_OBJECT_STORE_BYTES, **kwargs)
-    except (ConnectionError, RuntimeError, ValueError) as exc:
-        where = f"the Ray cluster at {address!r}" if address else "a local Ray instance"
-        raise SearchError(f"cannot start or reach {where}: {exc}") from None
-    try:
-        yield
-    finally:
-        ray.shutdown()
-
-
-def _check_reachable(address: str, timeout_s: float = 10.0) -> None:
-    """Fail fast (Ray itself retries for minutes) when a ``HOST:PORT`` address does not answer."""
-    import socket
-
-    host, sep, port = address.rpartition(":")
-    if address.startswith(("ray://", "auto", "local")) or not sep or not port.isdigit():
-        return
-    try:
-        socket.create_connection((host, int(port)), timeout=timeout_s).close()
-    except OSError as exc:
-        raise SearchError(
-            f"--address {address}: no Ray cluster answers there ({exc}); start one with 'ray start --head' "
-            "or pass the address 'ray status' prints on the head node"
-        ) from None
+    if not address:
+        cpus = num_cpus or os.cpu_count() or 1
+        kwargs.update(address="local", num_cpus=cpus, object_store_memory=LOCAL_OBJECT_STORE_BYTES)
+    with _environment(RAY_USAGE_STATS_ENABLED=os.environ.get("RAY_USAGE_STATS_ENABLED", "0")):
+        try:
+            ray.init(**({"address": address} if address else {}), **kwargs)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            where = f"the Ray cluster at {address!r}" if address else "a local Ray instance"
+            raise SearchError(f"cannot start or reach {where}: {exc}") from None
+        try:
+            yield
+        finally:
+            ray.shutdown()
 
 
 @contextlib.contextmanager
@@ -414,15 +390,12 @@ def _run_config(directory: Path, name: str, callback: _RecordTrials, experiment:
     )
 
 
-def _run_baselines(experiment: Experiment, directory: Path, space: Any, spec: TrialSpec, show: bool) -> None:
-    from snn_nas.presets import get_preset
-
+def _run_baselines(experiment: Experiment, directory: Path, space: Any, spec: TrialSpec, show: bool) -> bool:
+    """Evaluate the presets not yet in the table; True when all of them finished."""
     done = {r["baseline"] for r in ResultStore(directory).rows() if r.get("baseline")}
     todo = [name for name in experiment.baselines if name not in done]
-    for name in todo:
-        get_preset(name)  # an unknown preset fails here, naming the valid ones
     if not todo:
-        return
+        return True
     title = f"{experiment.name} baselines"
     callback = _RecordTrials(directory, space, spec, title, len(experiment.baselines), experiment, show, baselines=True)
     tuner = tune.Tuner(
@@ -436,7 +409,8 @@ def _run_baselines(experiment: Experiment, directory: Path, space: Any, spec: Tr
         ),
         run_config=_run_config(directory, BASELINE_RUN, callback, experiment),
     )
-    tuner.fit()
+    grid = tuner.fit()
+    return grid.num_terminated + grid.num_errors >= len(todo)
 
 
 def _scheduler(experiment: Experiment) -> ASHAScheduler | None:
@@ -459,19 +433,19 @@ def _run_trials(experiment: Experiment, directory: Path, space: Any, spec: Trial
     callback = _RecordTrials(
         directory, space, spec, experiment.name, experiment.trials, experiment, show, baselines=False
     )
-    if resume and tune.Tuner.can_restore(str(path)):
+    if resume and tune.Tuner.can_restore(str(path)) and any(path.glob("experiment_state-*.json")):
         replay = {tid: {k: v for k, v in row.items() if k in RECORD_KEYS} for tid, row in finished.items()}
         trainable = _trainable(space, spec, replay)
         tuner = tune.Tuner.restore(str(path), trainable=trainable, resume_unfinished=True, resume_errored=False)
-        expected = experiment.trials
     else:
-        expected = experiment.trials - len(finished)
-        if expected <= 0:
+        remaining = experiment.trials - len(finished)
+        if remaining <= 0:
             return True
         searcher = SnnOptunaSearch(
             space=space.suggest,
             decode=space.decode,
-            seen={r["key"]: None for r in finished.values() if r.get("key")},
+            seen=seen_keys(list(finished.values())),
+            results_dir=str(directory),
             metric=experiment.metrics,
             mode=experiment.modes,
             sampler=make_sampler(experiment),
@@ -484,14 +458,15 @@ def _run_trials(experiment: Experiment, directory: Path, space: Any, spec: Trial
             tune_config=tune.TuneConfig(
                 search_alg=ConcurrencyLimiter(searcher, max_concurrent=experiment.max_concurrent),
                 scheduler=_scheduler(experiment),
-                num_samples=expected,
+                num_samples=remaining,
                 reuse_actors=True,
                 trial_dirname_creator=_trial_dirname,
             ),
             run_config=_run_config(directory, SEARCH_RUN, callback, experiment),
         )
     grid = tuner.fit()
-    return grid.num_terminated + grid.num_errors >= expected
+    recorded = [r for r in ResultStore(directory).rows() if not r.get("baseline")]
+    return grid.num_terminated + grid.num_errors == len(grid) and len(recorded) >= experiment.trials
 
 
 def _close_study(directory: Path, name: str) -> None:
@@ -531,13 +506,20 @@ def run_search(
 
         space = load_space(experiment.space)
     spec = TrialSpec.from_experiment(experiment)
-    make_sampler(experiment)  # bad sampler options fail before Ray starts
+    make_sampler(experiment)  # bad sampler options and unknown presets fail before Ray starts
+    if baselines:
+        from snn_nas.presets import get_preset
+
+        for name in experiment.baselines:
+            get_preset(name)
     prepare_directory(experiment, directory, resume)
     with _quiet(verbose), ray_session(address, num_cpus, verbose):
         _check_resources(experiment)
+        complete = True
         if baselines and experiment.baselines:
-            _run_baselines(experiment, directory, space, spec, progress)
-        complete = _run_trials(experiment, directory, space, spec, resume, progress)
+            complete = _run_baselines(experiment, directory, space, spec, progress)
+        if complete:  # not after Ctrl-C during the baselines
+            complete = _run_trials(experiment, directory, space, spec, resume, progress)
         if complete:
             _close_study(directory, experiment.name)
     table = ResultStore(directory).frame()
