@@ -28,7 +28,24 @@ _EXPORTS = {
     "load_model": "snn_nas.checkpoint",
 }
 
-__all__ = ["__version__", *sorted(_EXPORTS)]
+__all__ = [
+    "CostReport",
+    "Genotype",
+    "GenotypeError",
+    "SearchSpace",
+    "SnnNasError",
+    "TrainConfig",
+    "__version__",
+    "build_model",
+    "get_preset",
+    "list_presets",
+    "load_model",
+    "load_results",
+    "load_space",
+    "measure_costs",
+    "train_model",
+]
+
 
 if TYPE_CHECKING:  # pragma: no cover
     from snn_nas.builder import build_model

@@ -212,7 +212,9 @@ class Stage:
             raise GenotypeError(f"{where}.skip_paths: with skip_source 'none' leave skip_paths at 'both'")
         if family == "snn_mlp":
             if self.encoder is not None:
-                raise GenotypeError(f"{where}.encoder: the snn_mlp family downsamples by space-to-depth; set it to null")
+                raise GenotypeError(
+                    f"{where}.encoder: the snn_mlp family downsamples by space-to-depth; set it to null"
+                )
             for axis in ("token_h", "token_w"):
                 mixer = getattr(self, axis)
                 if mixer.op == "group_lif" and mixer.output != "real":
@@ -266,7 +268,8 @@ class Genotype:
         if not isinstance(self.drop_path, float) or not 0.0 <= self.drop_path < 1.0:
             raise GenotypeError(f"drop_path: {self.drop_path!r} must be in [0, 1)")
         if not isinstance(self.stages, tuple) or not 1 <= len(self.stages) <= 4:
-            raise GenotypeError(f"stages: need 1 to 4 stages, got {len(self.stages) if isinstance(self.stages, tuple) else self.stages!r}")
+            got = len(self.stages) if isinstance(self.stages, tuple) else repr(self.stages)
+            raise GenotypeError(f"stages: need 1 to 4 stages, got {got}")
         if not isinstance(self.neuron, Neuron):
             raise GenotypeError("neuron: expected a Neuron")
         self.neuron.validate()

@@ -64,7 +64,9 @@ def test_lists_become_tuples_so_genotypes_hash():
         (dict(stages=(Stage(depth=1, dim=24, skip_source="none", skip_paths="token"),)), "skip_paths"),
         (dict(stages=(Stage(depth=1, dim=24, token_h=AxisMixer("mlp", group=4)),)), "stages[0].token_h"),
         (
-            dict(stages=(Stage(depth=1, dim=24, identity="none", token_h=AxisMixer("none"), token_w=AxisMixer("none")),)),
+            dict(
+                stages=(Stage(depth=1, dim=24, identity="none", token_h=AxisMixer("none"), token_w=AxisMixer("none")),)
+            ),
             "no branch",
         ),
     ],
