@@ -184,6 +184,20 @@ def test_cli_search_smoke(tmp_path, ray_env, capsys):
     assert main(args) == 2
     assert "already holds a search" in capsys.readouterr().err
 
+    # the user's loop goes on from the same folder: pareto writes the front, retrain its best point
+    assert main(["pareto", str(folder), "--json"]) == 0
+    front = json.loads(capsys.readouterr().out)["front"]
+    assert front and all(row["key"] in set(table["key"]) for row in front)
+    for name in ("pareto.csv", "pareto.png", "pareto.html"):
+        assert (folder / name).stat().st_size > 0
+    assert main(["retrain", str(folder), "--rank", "0", "--epochs", "1", "--no-progress", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["key"] == front[0]["key"] and 0.0 <= report["val_acc"] <= 1.0
+    from snn_nas import load_model
+
+    model = load_model(folder / "retrain" / report["key"] / report["checkpoint"])
+    assert not model.training and model.genotype.key() == report["key"]
+
 
 # ---------------------------------------------------------------------- kill -9 and --resume
 def test_killed_search_resumes_without_rerunning_finished_trials(tmp_path, ray_env):
