@@ -51,6 +51,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
+    if args.command in ("search", "train", "retrain", "profile"):
+        from snn_nas.perf import tune_cpu_allocator
+
+        tune_cpu_allocator()  # a process-wide malloc setting that saves page faults in training
     try:
         return int(args._run(args) or 0)
     except (SnnNasError, FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:

@@ -227,7 +227,10 @@ def search_trainable(config: dict, *, space: Any, spec: TrialSpec, replay: Mappi
     """Ray function trainable: one trial (or the replay of a trial finished before a resume)."""
     import torch
 
+    from snn_nas.perf import tune_cpu_allocator
+
     torch.set_num_threads(max(1, int(spec.cpus)))  # this worker process trains with its CPU share
+    tune_cpu_allocator()  # keep activation buffers in the heap between steps (see snn_nas/perf.py)
     node = _node_name()
     trial_id = tune.get_context().get_trial_id()
     if trial_id in replay:
