@@ -336,6 +336,14 @@ def test_searcher_draws_each_architecture_once_and_tells_optuna_each_status(tmp_
     duplicates = [t for t in study.trials if "duplicate_of" in t.user_attrs]
     assert all(t.state == optuna.trial.TrialState.FAIL for t in duplicates)
 
+    # a sampler stuck on one architecture: after a few duplicate draws the searcher explores at random
+    stuck = optuna.samplers.PartialFixedSampler(configs[0], optuna.samplers.RandomSampler(seed=1))
+    stuck_searcher = SnnOptunaSearch(
+        space=space.suggest, decode=space.decode, metric=["val_acc", "sops"], mode=["max", "min"], sampler=stuck
+    )
+    drawn = [stuck_searcher.suggest(f"s{i}") for i in range(4)]
+    assert len({space.decode(c).key() for c in drawn}) == 4
+
     searcher.on_trial_complete("t0", {"status": "ok", "val_acc": 0.5, "sops": 10.0, "params": 500, "key": "k0"})
     searcher.on_trial_complete("t1", {"status": "running", "val_acc": 0.1, "sops": 5.0})  # stopped by ASHA
     searcher.on_trial_complete("t2", {"status": "failed", "error": "RuntimeError: boom"})

@@ -63,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
         message = str(exc) if not isinstance(exc, OSError) or not exc.filename else f"{exc.strerror}: {exc.filename}"
         print(f"snn-nas {args.command}: error: {message}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into e.g. `head`, which closed early
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print(f"snn-nas {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -65,6 +65,7 @@ logger = logging.getLogger(__name__)
 
 BASELINE_PARAM = "_baseline"
 DUPLICATE_RETRIES = 50
+RANDOM_AFTER_DUPLICATES = 3  # after this many duplicate draws of the sampler, draw at random
 LOCAL_OBJECT_STORE_BYTES = 256 * 1024**2
 
 
@@ -133,12 +134,14 @@ class SnnOptunaSearch(OptunaSearch):
         constraints: tuple[tuple[str, float], ...] = (),
         seen: set[str] | None = None,
         results_dir: str = "",
+        random_seed: int = 0,
         **kwargs: Any,
     ) -> None:
         self._decode = decode
         self._results_dir = results_dir
         self._constraint_limits = tuple(constraints)
         self._seen: set[str] = set(seen or ())  # keys of the architectures suggested so far
+        self._seed_base = int(random_seed)  # seeds the random draws that replace repeated duplicates
         super().__init__(*args, **kwargs)
 
     def restore(self, checkpoint_path: str) -> None:
@@ -161,7 +164,7 @@ class SnnOptunaSearch(OptunaSearch):
         draws). A duplicate draw is told to Optuna at once as FAIL (user attribute
         ``duplicate_of``), so the samplers learn from each architecture once."""
         config = super().suggest(trial_id)
-        for _ in range(DUPLICATE_RETRIES):
+        for attempt in range(DUPLICATE_RETRIES):
             key = self._key(config) if config is not None else None
             if key is None or key not in self._seen:
                 break
@@ -171,11 +174,23 @@ class SnnOptunaSearch(OptunaSearch):
                 self._ot_study.tell(ot_trial, None, state=optuna.trial.TrialState.FAIL)
             except Exception as exc:
                 logger.debug("optuna: could not tell duplicate draw: %s", exc)
-            config = super().suggest(trial_id)
+            if attempt < RANDOM_AFTER_DUPLICATES:
+                config = super().suggest(trial_id)
+            else:  # the model sampler keeps proposing known architectures: explore at random instead
+                config = self._suggest_at_random(trial_id, attempt)
         key = self._key(config) if config is not None else None
         if key is not None:
             self._seen.add(key)
         return config
+
+    def _suggest_at_random(self, trial_id: str, attempt: int) -> dict | None:
+        sampler = self._ot_study.sampler
+        seed = (self._seed_base + len(self._ot_study.trials) * 1009 + attempt) % 2**32
+        self._ot_study.sampler = optuna.samplers.RandomSampler(seed=seed)
+        try:
+            return super().suggest(trial_id)
+        finally:
+            self._ot_study.sampler = sampler
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         if trial_id in self._completed_trials or trial_id not in self._ot_trials:
@@ -455,6 +470,7 @@ def _run_trials(experiment: Experiment, directory: Path, space: Any, spec: Trial
             storage=_study_storage(directory),
             study_name=experiment.name,
             constraints=experiment.constraints,
+            random_seed=experiment.seed,
         )
         tuner = tune.Tuner(
             _trainable(space, spec, {}),
