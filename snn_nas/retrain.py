@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from snn_nas.errors import SnnNasError
+from snn_nas.jsonutil import finite_or_null
 from snn_nas.report import analyse_front, declared_reference_point, is_missing, load_trials
 
 DEFAULT_EPOCHS = 30
@@ -264,24 +265,13 @@ def _plain(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
-def _finite(value: Any) -> Any:
-    """``value`` with NaN/inf floats replaced by None (strict JSON)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
-
-
 # ----------------------------------------------------------------------------- the report
 def write_report(report: dict[str, Any], out: Path) -> dict[str, Path]:
     """Write ``report.json``, ``report.md`` and ``training_curve.png`` into ``out``."""
     from snn_nas.plots import draw_training_curve_png, training_curve_info
 
     paths = {"json": out / "report.json", "md": out / "report.md", "png": out / "training_curve.png"}
-    paths["json"].write_text(json.dumps(_finite(report), indent=2) + "\n")
+    paths["json"].write_text(json.dumps(finite_or_null(report), indent=2) + "\n")
     info = training_curve_info(report["history"], title=f"retraining {report['key']}")
     draw_training_curve_png(info, paths["png"])
     paths["md"].write_text(markdown_report(report))

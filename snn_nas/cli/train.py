@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import platform
 import sys
 from pathlib import Path
 from typing import Any
 
 from snn_nas.errors import SnnNasError
+from snn_nas.jsonutil import finite_or_null
 
 HELP = "train one architecture (preset or genotype JSON) on a dataset; write result.json and checkpoints"
 
@@ -136,17 +136,6 @@ def _costs(model: Any, data: Any, device: Any) -> dict[str, Any] | None:
     return measure_costs(model, images).to_dict()
 
 
-def _finite(value: Any) -> Any:
-    """``value`` with NaN/inf floats replaced by None (strict JSON)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
-
-
 def run(args: argparse.Namespace) -> int:
     import torch
 
@@ -194,7 +183,7 @@ def run(args: argparse.Namespace) -> int:
         "version": __version__,
     }
     out.mkdir(parents=True, exist_ok=True)
-    (out / "result.json").write_text(json.dumps(_finite(report), indent=2) + "\n")
+    (out / "result.json").write_text(json.dumps(finite_or_null(report), indent=2) + "\n")
     if not result.ok:
         print(f"snn-nas train: {result.status}: {result.error}", file=sys.stderr)
         print(f"wrote {out / 'result.json'}")
