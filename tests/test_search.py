@@ -343,6 +343,11 @@ def test_searcher_draws_each_architecture_once_and_tells_optuna_each_status(tmp_
     )
     drawn = [stuck_searcher.suggest(f"s{i}") for i in range(4)]
     assert len({space.decode(c).key() for c in drawn}) == 4
+    # an invalid architecture is told as worse than everything seen, so the sampler avoids it
+    stuck_searcher.on_trial_complete("s0", {"status": "ok", "val_acc": 0.8, "sops": 100.0})
+    stuck_searcher.on_trial_complete("s1", {"status": "invalid", "error": "too many parameters"})
+    told = {t.user_attrs.get("ray_trial_id"): t for t in stuck_searcher._ot_study.trials}
+    assert told["s1"].state == optuna.trial.TrialState.COMPLETE and told["s1"].values == [0.0, 1001.0]
 
     searcher.on_trial_complete("t0", {"status": "ok", "val_acc": 0.5, "sops": 10.0, "params": 500, "key": "k0"})
     searcher.on_trial_complete("t1", {"status": "running", "val_acc": 0.1, "sops": 5.0})  # stopped by ASHA

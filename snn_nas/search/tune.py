@@ -65,6 +65,7 @@ logger = logging.getLogger(__name__)
 
 BASELINE_PARAM = "_baseline"
 DUPLICATE_RETRIES = 50
+PENALTY_COST = 1e12  # cost told to Optuna for an invalid architecture before any trial completed
 RANDOM_AFTER_DUPLICATES = 3  # after this many duplicate draws of the sampler, draw at random
 LOCAL_OBJECT_STORE_BYTES = 256 * 1024**2
 
@@ -123,7 +124,9 @@ class SnnOptunaSearch(OptunaSearch):
     """Ray's ``OptunaSearch`` that tells Optuna each trial's state from its ``status``.
 
     ``ok`` -> COMPLETE with the objectives (FAIL when one is not finite); ``running`` (stopped by
-    the scheduler) -> PRUNED; anything else, or a trial that errored -> FAIL. The trial's key,
+    the scheduler) -> PRUNED; ``invalid`` (ruled out by the space or the constraints, not trained)
+    -> COMPLETE with penalty values worse than every result so far, so that the samplers learn to
+    avoid it; anything else, or a trial that errored -> FAIL. The trial's key,
     status, error, costs and constraint violations are stored as user attributes.
     """
 
@@ -141,6 +144,7 @@ class SnnOptunaSearch(OptunaSearch):
         self._results_dir = results_dir
         self._constraint_limits = tuple(constraints)
         self._seen: set[str] = set(seen or ())  # keys of the architectures suggested so far
+        self._worst: dict[str, float] = {}  # worst objective values of completed trials
         self._seed_base = int(random_seed)  # seeds the random draws that replace repeated duplicates
         super().__init__(*args, **kwargs)
 
@@ -183,6 +187,22 @@ class SnnOptunaSearch(OptunaSearch):
             self._seen.add(key)
         return config
 
+    def _worst_seen(self, values: list[float]) -> None:
+        for metric, mode, value in zip(self._metric, self._mode, values, strict=True):
+            worst = self._worst.get(metric, value)
+            self._worst[metric] = max(worst, value) if mode == "min" else min(worst, value)
+
+    def _penalty_values(self) -> list[float]:
+        """Objective values worse than every completed trial's (accuracy 0, costs 10x + 1)."""
+        values = []
+        for metric, mode in zip(self._metric, self._mode, strict=True):
+            worst = self._worst.get(metric)
+            if mode == "max":
+                values.append(0.0 if worst is None else min(0.0, worst))
+            else:
+                values.append(PENALTY_COST if worst is None else 10.0 * worst + 1.0)
+        return values
+
     def _suggest_at_random(self, trial_id: str, attempt: int) -> dict | None:
         sampler = self._ot_study.sampler
         seed = (self._seed_base + len(self._ot_study.trials) * 1009 + attempt) % 2**32
@@ -207,6 +227,12 @@ class SnnOptunaSearch(OptunaSearch):
                 values = None
         elif not error and status in ("running", "stopped"):
             state = optuna.trial.TrialState.PRUNED
+        elif not error and status == "invalid":
+            # An architecture the space or the constraints rule out: told as a worst-case result so
+            # that the sampler learns to avoid that region (a FAIL would be ignored by TPE and GP).
+            state, values = optuna.trial.TrialState.COMPLETE, self._penalty_values()
+        if state == optuna.trial.TrialState.COMPLETE and status == "ok":
+            self._worst_seen(values)
         attrs = {
             "ray_trial_id": trial_id,
             "status": "failed" if error else ("stopped" if status == "running" else status),
