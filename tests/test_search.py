@@ -314,6 +314,7 @@ stage1: {dim: 6, depth: 1}
 """
 
 
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 def test_searcher_draws_each_architecture_once_and_tells_optuna_each_status(tmp_path):
     import optuna
 
