@@ -18,8 +18,8 @@ Backends (same maths; ``tests/test_neurons.py`` checks that they agree):
 * ``"spikingjelly"``: spikingjelly's ``LIFNode`` in multi-step mode;
 * ``"torch"``: our own ``torch.autograd.Function`` (``snn_nas.lif_kernels``): the forward
   recurrence runs without an autograd graph and saves only ``H``; the backward runs the
-  surrogate recurrence itself. Its two kernels are compiled with ``torch.compile`` where that
-  works (CPU with a C++ compiler, CUDA), else they run eagerly;
+  surrogate recurrence itself. Its kernels run eagerly; ``lif_kernels.use_compile(True)`` (or
+  ``SNN_NAS_LIF_COMPILE=1``) compiles them with ``torch.compile`` for long runs;
 * ``"auto"`` (default): ``"torch"`` on CPU (faster there: ``experiments/benchmarks/lif.py``
   measures it), spikingjelly's native kernels on CUDA; ``"torch"`` wherever tau = 1 (which
   spikingjelly's ``LIFNode`` rejects).

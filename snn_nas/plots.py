@@ -243,37 +243,26 @@ def draw_pareto_html(info: ParetoPlotInfo, path: str | Path) -> Path:
     """Interactive plotly version of ``draw_pareto_png``; self-contained (plotly.js inlined)."""
     import plotly.graph_objects as go
 
-    def hover(points: Sequence[PlotPoint]) -> list[str]:
-        return [p.hover.replace("\n", "<br>") for p in points]
-
     fig = go.Figure()
-    if info.stopped:
-        fig.add_trace(
-            go.Scatter(
-                x=[p.x for p in info.stopped],
-                y=[p.y for p in info.stopped],
-                mode="markers",
-                name="stopped early",
-                marker={"color": "#cccccc", "size": 6, "symbol": "circle-open"},
-                hovertext=hover(info.stopped),
-                hoverinfo="text",
+
+    def markers(points: Sequence[PlotPoint], name: str, marker: dict, mode: str = "markers", **extra: Any) -> None:
+        if points:
+            fig.add_trace(
+                go.Scatter(
+                    x=[p.x for p in points],
+                    y=[p.y for p in points],
+                    mode=mode,
+                    name=name,
+                    marker=marker,
+                    hovertext=[p.hover.replace("\n", "<br>") for p in points],
+                    hoverinfo="text",
+                    **extra,
+                )
             )
-        )
-    others = [p for p in info.trials if not p.on_front]
-    front = info.front
-    if others:
-        fig.add_trace(
-            go.Scatter(
-                x=[p.x for p in others],
-                y=[p.y for p in others],
-                mode="markers",
-                name="trials",
-                marker={"color": "#999999", "size": 7},
-                hovertext=hover(others),
-                hoverinfo="text",
-            )
-        )
-    if front:
+
+    markers(info.stopped, "stopped early", {"color": "#cccccc", "size": 6, "symbol": "circle-open"})
+    markers([p for p in info.trials if not p.on_front], "trials", {"color": "#999999", "size": 7})
+    if info.front:
         fig.add_trace(
             go.Scatter(
                 x=list(info.step_x),
@@ -284,31 +273,15 @@ def draw_pareto_html(info: ParetoPlotInfo, path: str | Path) -> Path:
                 hoverinfo="skip",
             )
         )
-        fig.add_trace(
-            go.Scatter(
-                x=[p.x for p in front],
-                y=[p.y for p in front],
-                mode="markers",
-                name="search front",
-                marker={"color": "#1f77b4", "size": 9},
-                hovertext=hover(front),
-                hoverinfo="text",
-            )
-        )
-    if info.baselines:
-        fig.add_trace(
-            go.Scatter(
-                x=[p.x for p in info.baselines],
-                y=[p.y for p in info.baselines],
-                mode="markers+text",
-                name="baselines",
-                text=[p.baseline for p in info.baselines],
-                textposition="top right",
-                marker={"color": "#d62728", "size": 14, "symbol": "star"},
-                hovertext=hover(info.baselines),
-                hoverinfo="text",
-            )
-        )
+    markers(info.front, "search front", {"color": "#1f77b4", "size": 9})
+    markers(
+        info.baselines,
+        "baselines",
+        {"color": "#d62728", "size": 14, "symbol": "star"},
+        mode="markers+text",
+        text=[p.baseline for p in info.baselines],
+        textposition="top right",
+    )
     fig.update_layout(
         title=f"{info.title}<br><sub>hypervolume {info.hypervolume:.4g} "
         f"({UNITS.get(info.y)} x {UNITS.get(info.x)})</sub>",

@@ -16,13 +16,7 @@ SPE = Cell(input_ops=("conv3x3",) * 3, node_ops=((), ("conv3x3",), ("identity", 
 NEURON = Neuron()
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # on a shared 2-core machine, 2 intra-op threads spin against other processes (10-30x slower)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def spikes(*shape: int, seed: int = 0) -> torch.Tensor:

@@ -40,20 +40,8 @@ def proxy_config():
     )
 
 
-@pytest.fixture(scope="module", autouse=True)
-def eager_lif_kernels():
-    """Run the LIF kernels eagerly in this module: torch.compile's one-off warm-up costs about a
-    minute on a loaded 2-core CPU; the eager kernels compute the same maths."""
-    from snn_nas import lif_kernels
-
-    previous = lif_kernels._STATE.get("enabled", True)
-    lif_kernels.use_compile(False)
-    yield
-    lif_kernels.use_compile(previous)
-
-
 @pytest.fixture(scope="module")
-def results_dir(tmp_path_factory, eager_lif_kernels):
+def results_dir(tmp_path_factory):
     from snn_nas.costs import measure_costs
     from snn_nas.search.results import ResultStore
     from snn_nas.training import train_model

@@ -16,13 +16,7 @@ from snn_nas.training.schedule import WarmupCosine
 TINY = Genotype(stages=(Stage(depth=1, dim=8),), time_steps=2, patch_size=4)
 
 
-@pytest.fixture(autouse=True)
-def _single_thread():
-    """Tiny models run fastest on one intra-op thread (and do not fight other processes for cores)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_data(seed: int = 0):

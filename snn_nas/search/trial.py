@@ -19,6 +19,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from snn_nas.search.results import COLUMNS
+
 RUNNING = "running"  # status of an intermediate (per-epoch) record
 FAILED_STATUSES = ("failed", "diverged", "invalid")
 OOM_REASON = "out of memory"
@@ -266,27 +268,8 @@ def run_trial(
 
 
 # ---------------------------------------------------------------------- table rows (driver side)
-RECORD_KEYS = (
-    "status",
-    "error",
-    "key",
-    "genotype",
-    "summary",
-    "baseline",
-    "val_acc",
-    "val_loss",
-    "sops",
-    "macs",
-    "energy_uj",
-    "params",
-    "macs_per_step",
-    "time_steps",
-    "firing_rate",
-    "epochs",
-    "wall_s",
-    "feasible",
-    "node",
-)
+DRIVER_COLUMNS = ("trial_id", "seed", "fidelity", "version")  # filled in by the driver, not the trial
+RECORD_KEYS = tuple(c for c in COLUMNS if c not in DRIVER_COLUMNS)  # what a trial reports
 
 
 def error_line(text: str | None, default: str = "the trial's worker failed") -> str:
