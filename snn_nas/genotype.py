@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -55,8 +56,8 @@ def _check_int(where: str, value: Any, low: int, high: int | None = None) -> Non
 
 
 def _check_positive(where: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise GenotypeError(f"{where}: expected a positive number, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+        raise GenotypeError(f"{where}: expected a positive finite number, got {value!r}")
 
 
 def _as_float(obj: Any, name: str) -> None:
@@ -279,6 +280,13 @@ class Genotype:
             if not isinstance(stage, Stage):
                 raise GenotypeError(f"stages[{i}]: expected a Stage")
             stage.validate(f"stages[{i}]", self.family, first=i == 0)
+            hidden = int(stage.dim * self.mlp_ratio)  # the channel MLP's width (snn_nas.layers)
+            if hidden < 1:
+                raise GenotypeError(
+                    f"mlp_ratio: {self.mlp_ratio:g} x stages[{i}].dim {stage.dim} = {stage.dim * self.mlp_ratio:g} "
+                    f"gives 0 hidden channels (a zero-wide channel MLP); use mlp_ratio >= {1 / stage.dim:g} "
+                    "or a wider stage"
+                )
 
     # ---------------------------------------------------------------- accessors
     @property
@@ -301,17 +309,17 @@ class Genotype:
         return tuple(sides)
 
     def check_image_size(self, image_size: int) -> None:
-        """Raise if a group LIF's group is larger than its stage's axis at ``image_size``."""
+        """Raise if the genotype cannot run on ``image_size`` inputs: smaller than one patch.
+
+        A group LIF whose ``group`` exceeds its stage's side is not an error: as in the
+        published SNN-MLP kernel, positions beyond the last whole group (here: all of them) pass
+        through unchanged, so the published models run at 32 px. A search space still rules such
+        degenerate choices out (``snn_nas.space``).
+        """
+        if isinstance(image_size, bool) or not isinstance(image_size, int):
+            raise GenotypeError(f"image_size: expected an integer, got {image_size!r}")
         if image_size < self.patch_size:
             raise GenotypeError(f"image_size: {image_size} is smaller than patch_size {self.patch_size}")
-        for i, (stage, side) in enumerate(zip(self.stages, self.resolutions(image_size), strict=True)):
-            for axis in ("token_h", "token_w"):
-                mixer = getattr(stage, axis)
-                if mixer.op == "group_lif" and mixer.group > side:
-                    raise GenotypeError(
-                        f"stages[{i}].{axis}.group: {mixer.group} exceeds the stage's {side} positions "
-                        f"at image size {image_size}; use a group <= {side} or 0 (whole axis)"
-                    )
 
     def summary(self) -> str:
         """A one-line human description, e.g. for plot hovers."""
@@ -324,6 +332,59 @@ class Genotype:
             )
             parts.append(f"s{i + 1}:{s.depth}x{s.dim} {enc} {mix} id={s.identity} skip={s.skip_source}/{s.skip_paths}")
         return "; ".join(parts)
+
+    def canonical(self, image_size: int | None = None) -> Genotype:
+        """The canonical representative of the genotypes that build the same network as this one.
+
+        Two genotypes build the same network when, built from the same seed, they create the same
+        parameters (names, shapes, initial values) and compute the same outputs and the same
+        gradients in train and eval mode. ``canonical`` applies only rewrites that never change the
+        built network, so that such genotypes share one ``key()``; the search-space decoder returns
+        canonical genotypes (``experiments/benchmarks/duplicates.py`` checks the shipped spaces for
+        equal networks under different keys). Structural rules, always applied:
+
+        1. ``skip_source`` ``block`` -> ``stage`` in a ``spiking`` stage of depth 1 (any
+           ``skip_paths``). Both start from the encoder current, ``r_0 = h``; they differ only in
+           the residual a block hands to the next block of its stage (``r_1 = u_ch`` versus
+           ``h``), and the residual of a stage's last block is discarded. No module depends on the
+           choice. ``stage`` is the published name.
+        2. ``drop_path`` -> 0 when the network has one block in all: the rates rise linearly from 0
+           over the blocks (``drop_path_rates``), so a lone block gets rate 0 and no ``DropPath``.
+
+        Rules at ``image_size``, for a ``group_lif`` token mixer on a stage whose token grid has
+        side ``n`` (``resolutions(image_size)``):
+
+        3. ``group == n`` -> ``group = 0`` (whole axis): one group of ``n`` steps and no trailing
+           positions either way (the same kernel call).
+        4. ``group > n`` -> ``group = n + 1``, ``scan = 'forward'``, ``output`` ``spike`` (spiking
+           family) or ``real`` (``snn_mlp``): no group fits, so every position passes through
+           unchanged (gradient 1 to ``x``, 0 to ``tau`` and ``v_th``) whatever the group, scan and
+           output (the builder accepts such groups; a search space rules them out).
+        5. ``n == 1`` (so ``group`` is 0 after rule 3) -> ``scan = 'forward'``: a one-step scan
+           visits the same position in both directions, and ``both`` gives ``(f + f) / 2 = f``
+           exactly in floating point (doubling and halving are exact, as are the halved gradients
+           summed back).
+
+        Not rewritten: rules that would hold only at one number of time steps (e.g. the reset mode
+        at ``T = 1``), because a model's ``time_steps`` may be lowered after building or overridden
+        by a ``[T, ...]`` input; cells that differ by a permutation of their nodes (the same
+        architecture up to a channel permutation, but the same seed gives them different initial
+        weights). The image-size rules hold at ``image_size`` only: a canonical genotype built at
+        another size may differ from the original there.
+
+        Idempotent: ``g.canonical(n).canonical(n) == g.canonical(n)``. Raises ``GenotypeError`` for
+        an ``image_size`` smaller than ``patch_size``.
+        """
+        if image_size is None:
+            sides: tuple[int | None, ...] = (None,) * len(self.stages)
+        else:
+            _check_int("image_size", image_size, self.patch_size)
+            sides = self.resolutions(image_size)
+        stages = tuple(canonical_stage(s, self.family, side) for s, side in zip(self.stages, sides, strict=True))
+        drop_path = 0.0 if sum(self.depths) == 1 else self.drop_path
+        if stages == self.stages and drop_path == self.drop_path:
+            return self
+        return _replace(self, stages=stages, drop_path=drop_path)
 
     # ---------------------------------------------------------------- serialisation
     def to_dict(self) -> dict[str, Any]:
@@ -362,11 +423,10 @@ class Genotype:
 
     @classmethod
     def from_json(cls, text: str) -> Genotype:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise GenotypeError(f"genotype JSON is malformed: {exc}") from None
-        return cls.from_dict(data)
+        """Rebuild a genotype from JSON text, read strictly (no duplicate keys, no NaN/Infinity)."""
+        from snn_nas.jsonutil import loads_strict
+
+        return cls.from_dict(loads_strict(text, "genotype JSON is malformed", error=GenotypeError))
 
 
 def _check_keys(where: str, data: Any, cls: type) -> None:
@@ -401,3 +461,40 @@ def _to_primitive(obj: Any) -> Any:
     if isinstance(obj, tuple):
         return [_to_primitive(v) for v in obj]
     return obj
+
+
+# ---------------------------------------------------------------- canonical forms (Genotype.canonical)
+def _replace(obj: Any, **changes: Any) -> Any:
+    """A copy of the frozen dataclass ``obj`` with ``changes`` (validated by its constructor)."""
+    return type(obj)(**{**{f.name: getattr(obj, f.name) for f in fields(obj)}, **changes})
+
+
+def canonical_skip(depth: int, skip_source: str, skip_paths: str, family: str = "spiking") -> tuple[str, str]:
+    """Canonical ``(skip_source, skip_paths)`` of a stage of ``depth`` blocks (rule 1 of
+    ``Genotype.canonical``: ``block`` -> ``stage`` in a spiking stage of one block)."""
+    if family == "spiking" and depth == 1 and skip_source == "block":
+        return "stage", skip_paths
+    return skip_source, skip_paths
+
+
+def canonical_mixer(mixer: AxisMixer, side: int | None, family: str = "spiking") -> AxisMixer:
+    """Canonical token mixer on an axis of ``side`` positions (rules 3-5 of ``Genotype.canonical``;
+    ``side=None``: unknown image size, returned unchanged)."""
+    if mixer.op != "group_lif" or side is None:
+        return mixer
+    if mixer.group > side:  # rule 4: every position passes through
+        return AxisMixer("group_lif", side + 1, "forward", "real" if family == "snn_mlp" else "spike")
+    group = 0 if mixer.group == side else mixer.group  # rule 3
+    scan = "forward" if group == 0 and side == 1 else mixer.scan  # rule 5
+    if (group, scan) == (mixer.group, mixer.scan):
+        return mixer
+    return AxisMixer("group_lif", group, scan, mixer.output)
+
+
+def canonical_stage(stage: Stage, family: str, side: int | None) -> Stage:
+    """``stage`` with its canonical skips and token mixers (``side``: its token-grid side, or None)."""
+    source, paths = canonical_skip(stage.depth, stage.skip_source, stage.skip_paths, family)
+    token_h, token_w = canonical_mixer(stage.token_h, side, family), canonical_mixer(stage.token_w, side, family)
+    if (source, paths, token_h, token_w) == (stage.skip_source, stage.skip_paths, stage.token_h, stage.token_w):
+        return stage
+    return _replace(stage, skip_source=source, skip_paths=paths, token_h=token_h, token_w=token_w)

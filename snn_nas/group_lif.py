@@ -3,7 +3,10 @@
 A LIF neuron run *across patches*: one spatial axis plays the role of time. Along ``axis``
 (``"h"``: the height axis, ``"w"``: the width axis) the positions are cut into non-overlapping
 contiguous groups of ``group`` positions (``0``: one group spanning the whole axis); trailing
-positions that do not fill a group pass through unchanged. Inside a group, every
+positions that do not fill a group pass through unchanged, as in the published kernel. That
+includes an axis shorter than ``group``: no group fits and every position passes through (so
+the published SNN-MLP-T, group 4, runs at 32 px, where its last stages are 2 and 1 positions
+wide; a search space still rules such degenerate choices out). Inside a group, every
 (batch, channel, other-axis position) is an independent neuron whose step ``j`` runs over the
 group's positions from a membrane of 0::
 
@@ -169,7 +172,8 @@ def group_lif(
     ``-1`` for ``"w"``). ``group``: ``s >= 2`` positions per group or ``0`` for the whole axis.
     ``tau``, ``v_th``: floats or tensors with one element (gradients flow to tensors).
     Returns a tensor of the shape and dtype of ``x``; for ``output="spike"`` the grouped
-    positions hold 0./1. (trailing pass-through positions keep their input values).
+    positions hold 0./1. (trailing pass-through positions keep their input values). An axis
+    shorter than ``group`` is passed through whole: the result equals ``x``.
     """
     _check(axis, group, scan, output)
     if x.dim() < 2:

@@ -168,3 +168,73 @@ def _hv(points: np.ndarray, ref: np.ndarray) -> float:
         if depth > 0:
             volume += depth * _hv(points[: i + 1, :-1], ref[:-1])
     return volume
+
+
+def crowding_distance(loss_values: np.ndarray | Sequence[Sequence[float]]) -> np.ndarray:
+    """``[n]`` NSGA-II crowding distance of each point of ``loss_values`` (``[n, m]``), within that one set.
+
+    For objective ``j`` with values ``v_i = loss[i, j]``, ``lo = min_i v_i``, ``hi = max_i v_i``::
+
+        d_j(i) = 0                                   if hi == lo   (a degenerate objective adds nothing)
+               = inf                                 if v_i == lo or v_i == hi   (boundary points)
+               = (next_j(i) - prev_j(i)) / (hi - lo) otherwise
+
+    where ``prev_j(i)`` / ``next_j(i)`` are the nearest *distinct* values of objective ``j`` below and
+    above ``v_i``, and ``d(i) = sum_j d_j(i)``. Points that share a value are treated alike (all of them
+    are boundary points at the ends; interior ones skip each other), so the distance is a function of
+    the set of points, not of the order they are listed in; with no ties this is NSGA-II's definition.
+    A lone point has every objective degenerate, hence distance 0.
+    """
+    points = _as_points(loss_values)
+    n = points.shape[0]
+    distance = np.zeros(n)
+    if n == 0:
+        return distance
+    for j in range(points.shape[1]):
+        column = points[:, j]
+        distinct = np.unique(column)  # sorted
+        if distinct.size == 1:
+            continue
+        span = distinct[-1] - distinct[0]
+        k = np.searchsorted(distinct, column)
+        boundary = (k == 0) | (k == distinct.size - 1)
+        interior = ~boundary
+        distance[boundary] = np.inf
+        ki = k[interior]
+        distance[interior] += (distinct[ki + 1] - distinct[ki - 1]) / span
+    return distance
+
+
+def nondominated_order(loss_values: np.ndarray | Sequence[Sequence[float]]) -> np.ndarray:
+    """``[n]`` permutation of the point indices of ``loss_values`` (``[n, m]``), best first.
+
+    Sort key of point ``i``, compared lexicographically::
+
+        (rank(i), -crowding(i), i)
+
+    with ``rank`` the non-domination rank (``non_domination_ranks``) and ``crowding`` the crowding
+    distance computed within ``i``'s own front (``crowding_distance`` of the points of equal rank). So
+    ``order[0]`` is the best point and ``order[p]`` the point at position ``p``; this is an *order*,
+    not a rank per point: use ``positions`` for the position of each point.
+    """
+    points = _as_points(loss_values)
+    n = points.shape[0]
+    if n == 0:
+        return np.zeros(0, dtype=int)
+    ranks = non_domination_ranks(points)
+    crowding = np.zeros(n)
+    for rank in np.unique(ranks):
+        members = np.flatnonzero(ranks == rank)
+        crowding[members] = crowding_distance(points[members])
+    return np.lexsort((np.arange(n), -crowding, ranks))  # last key is the primary one
+
+
+def positions(loss_values: np.ndarray | Sequence[Sequence[float]]) -> np.ndarray:
+    """``[n]`` 0-based position of each point in ``nondominated_order`` (its inverse permutation).
+
+    ``positions(x)[i] == p`` exactly when ``nondominated_order(x)[p] == i``.
+    """
+    order = nondominated_order(loss_values)
+    where = np.empty_like(order)
+    where[order] = np.arange(order.size)
+    return where

@@ -73,7 +73,9 @@ def select_trial(
         if isinstance(rank, bool) or not isinstance(rank, int) or not 0 <= rank < len(front):
             raise RetrainError(f"--rank: {rank} is out of range; the front has ranks 0..{len(front) - 1}")
         return dict(front.iloc[rank].to_dict())
-    keys = trials["key"].astype(str)
+    if not isinstance(key, str) or not key.strip():
+        raise RetrainError(f"--key: expected an architecture key (or a unique prefix of one), got {key!r}")
+    keys = trials["key"].map(lambda v: "" if is_missing(v) else str(v))  # an invalid trial may have no key
     matches = trials[keys == key]
     if matches.empty:
         matches = trials[keys.str.startswith(key)]
@@ -81,7 +83,7 @@ def select_trial(
             found = ", ".join(sorted(matches["key"].astype(str).unique())[:8])
             raise RetrainError(f"--key: {key!r} is the prefix of several keys ({found}); give more characters")
     if matches.empty:
-        known = ", ".join(sorted(keys.unique())[:8])
+        known = ", ".join(sorted(k for k in keys.unique() if k)[:8]) or "(none)"
         raise RetrainError(f"--key: no trial has key {key!r}; keys include {known}")
     ok = matches[matches["status"].astype(str).to_numpy() == "ok"]
     chosen = (ok if not ok.empty else matches).sort_values("val_acc", ascending=False, na_position="last")
@@ -187,8 +189,7 @@ def retrain(
         row.get("fidelity"), epochs=epochs, overrides=overrides, native_image_size=native_image_size
     )
     arch_key = genotype.key()
-    out = root / "retrain" / arch_key
-    out.mkdir(parents=True, exist_ok=True)
+    out = root / "retrain" / arch_key  # created by the first checkpoint or the report, never left empty
 
     dev = resolve_device(device)
     if data is None:
@@ -243,6 +244,7 @@ def retrain(
         "python": platform.python_version(),
         "version": __version__,
     }
+    out.mkdir(parents=True, exist_ok=True)  # training that failed in its first epoch wrote no checkpoint
     paths = write_report(report, out)
     return RetrainResult(
         key=arch_key,

@@ -57,8 +57,9 @@ def test_bad_inputs_are_clear_errors():
 
 
 def test_build_errors_name_the_problem():
-    with pytest.raises(GenotypeError, match=r"stages\[2\].token_h.group"):
-        build_model(get_preset("snn_mlp_t"), image_size=32)  # third stage side 2 < group 4
+    build_model(get_preset("snn_mlp_t"), image_size=32)  # group 4 > sides 2, 1: passed through, as published
+    with pytest.raises(GenotypeError, match="mlp_ratio"):
+        build_model(Genotype(stages=(Stage(depth=1, dim=2),), mlp_ratio=0.25))  # int(2 x 0.25) = 0 hidden channels
     with pytest.raises(GenotypeError, match="patch_size"):
         build_model(get_preset("mlp_spe_micro"), image_size=2)
     with pytest.raises(GenotypeError, match="num_classes"):

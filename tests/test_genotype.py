@@ -116,8 +116,9 @@ def test_resolutions_and_group_size_check():
     assert g.resolutions(32) == (8, 4)
     assert g.resolutions(28) == (7, 4)
     g.check_image_size(32)  # group 4 on a side of 4 is fine
-    with pytest.raises(GenotypeError, match=r"stages\[1\].token_h.group: 4 exceeds the stage's 2 positions"):
-        g.check_image_size(16)
+    g.check_image_size(16)  # group 4 on a side of 2: every position passes through, as published
+    with pytest.raises(GenotypeError, match="image_size: 2 is smaller than patch_size 4"):
+        g.check_image_size(2)
 
 
 @pytest.mark.parametrize(

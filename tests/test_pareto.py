@@ -23,9 +23,13 @@ from snn_nas.pareto import (
 from snn_nas.report import (
     ResultsError,
     analyse_front,
+    declared_baselines,
     declared_reference_point,
     front_for_dir,
+    is_non_spiking,
     load_trials,
+    non_spiking_mask,
+    read_test_accuracies,
     write_front_files,
 )
 
@@ -262,11 +266,187 @@ def test_cli_json_and_files(tmp_path, capsys):
     assert (tmp_path / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_cli_table_names_dominated_baseline(tmp_path, capsys):
+def test_cli_table_names_dominated_baseline(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")  # rich wraps at the terminal width
     trial_table().to_parquet(tmp_path / "trials.parquet")
     assert _run_cli([str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "mlp_s" in out and "dominated by 2 trial(s): a, b" in out
+    assert "baseline mlp_s (75.00%, sops 120): dominated by front member(s) a, b" in out
+    assert "the best search trial at equal or lower SOPs (a) is 15.00 points more accurate" in out
     assert "hypervolume of the search front: 247" in out
     with pytest.raises(SnnNasError, match="--top"):
         _run_cli([str(tmp_path), "--top", "0"])
+
+
+# ----------------------------------------------------------------------------- non-spiking rows, baselines
+SPIKING = json.dumps({"family": "spiking", "time_steps": 4})
+NON_SPIKING = json.dumps({"family": "snn_mlp", "time_steps": 1})
+
+
+def test_is_non_spiking_prefers_the_genotype_family():
+    assert is_non_spiking(NON_SPIKING) and is_non_spiking({"family": "snn_mlp"})
+    assert not is_non_spiking(SPIKING, time_steps=1, sops=0.0, macs=5.0)  # the family decides
+    # without a genotype: T = 1, no SOPs and some MACs
+    assert is_non_spiking(None, time_steps=1, sops=0.0, macs=5.0)
+    assert not is_non_spiking(None, time_steps=4, sops=0.0, macs=5.0)
+    assert not is_non_spiking(None, time_steps=1, sops=3.0, macs=5.0)
+    assert not is_non_spiking("not json", time_steps=None, sops=None, macs=None)
+    frame = pd.DataFrame({"genotype": [NON_SPIKING, None, SPIKING], "time_steps": [1, 1, 1], "sops": [9.0, 0.0, 0.0],
+                          "macs": [1.0, 2.0, 2.0]})  # fmt: skip
+    np.testing.assert_array_equal(non_spiking_mask(frame), [True, True, False])
+
+
+def with_non_spiking(energy_uj: float) -> pd.DataFrame:
+    """trial_table plus baseline n: snn_mlp, 85 %, 0 SOPs, 1M MACs, ``energy_uj``."""
+    table = trial_table()
+    table["genotype"] = SPIKING
+    extra = table.iloc[[0]].assign(
+        key="n", baseline="snn_mlp_micro", trial_id="t9", val_acc=0.85, sops=0.0, macs=1e6, energy_uj=energy_uj,
+        time_steps=1, genotype=NON_SPIKING,
+    )  # fmt: skip
+    return pd.concat([table, extra], ignore_index=True)
+
+
+def test_non_spiking_baseline_is_kept_out_of_the_sop_front_and_compared_on_energy():
+    analysis = analyse_front(with_non_spiking(energy_uj=4.0))
+    # without the rule, n (85 %, 0 SOPs) would sit on the SOP front and dominate b
+    assert analysis.front["key"].tolist() == ["e", "a", "b"]
+    assert "n" not in set(analysis.points["key"]) and analysis.not_comparable["key"].tolist() == ["n"]
+    assert analysis.hypervolume == pytest.approx(247.0)  # as without n
+    n = {b.baseline: b for b in analysis.baselines}["snn_mlp_micro"]
+    # on energy: a (90 %, 9), b (80 %, 5), c (70 %, 1): only c costs <= 4 uJ -> 70 - 85 = -15 points
+    assert (n.axis, n.cost, n.non_spiking, n.dominated) == ("energy_uj", 4.0, True, False)
+    assert n.best_cheaper == "c" and n.margin_points == pytest.approx(-15.0)
+    assert "compared on energy" in n.to_dict()["verdict"] and "15.00 points less accurate" in n.to_dict()["verdict"]
+    # at 10 uJ, a (90 %, 9 uJ) dominates it, and a is on the energy front of the search trials
+    n = {b.baseline: b for b in analyse_front(with_non_spiking(energy_uj=10.0)).baselines}["snn_mlp_micro"]
+    assert n.dominated_by == ("a",) and n.dominated_by_front == ("a",) and n.margin_points == pytest.approx(5.0)
+    # on the energy axis it is an ordinary point: 85 % at 4 uJ is on the front
+    on_energy = analyse_front(with_non_spiking(energy_uj=4.0), x="energy_uj")
+    assert "n" in on_energy.front["key"].tolist() and on_energy.not_comparable.empty
+    assert {b.baseline: b.axis for b in on_energy.baselines}["snn_mlp_micro"] == "energy_uj"
+
+
+def test_spiking_baseline_margin_and_front_members():
+    by_name = {b.baseline: b for b in analyse_front(trial_table()).baselines}
+    mlp_s = by_name["mlp_s"]  # 75 % at 120 SOPs: a (90 %, 100) is the best trial costing no more
+    assert mlp_s.axis == "sops" and mlp_s.dominated_by_front == ("a", "b")
+    assert mlp_s.margin_points == pytest.approx(15.0)
+    spe = by_name["mlp_spe_t"]  # 95 % at 300 SOPs: a is 5 points below
+    assert not spe.dominated and spe.margin_points == pytest.approx(-5.0)
+    as_json = spe.to_dict()
+    assert as_json["dominated"] is False and as_json["dominated_by_front"] == []
+    assert as_json["margin_points"] == pytest.approx(-5.0) and "not dominated" in as_json["verdict"]
+
+
+def test_baselines_not_run_and_failed_are_reported():
+    table = trial_table()
+    search_only = table[table["baseline"].fillna("") == ""]
+    analysis = analyse_front(search_only, expected_baselines=("mlp_spe_micro", "snn_mlp_micro"))
+    assert analysis.baselines == () and analysis.baselines_not_run == ("mlp_spe_micro", "snn_mlp_micro")
+    assert analysis.baselines_note == "baselines not run (search ran with --no-baselines): mlp_spe_micro, snn_mlp_micro"
+    out = analysis.to_dict()
+    assert out["baselines_not_run"] == ["mlp_spe_micro", "snn_mlp_micro"] and "--no-baselines" in out["baselines_note"]
+    # one listed baseline ran (and failed), the other did not run
+    failed = table.iloc[[3]].assign(key="m", baseline="mlp_spe_micro", trial_id="t9", error="out of memory")
+    analysis = analyse_front(pd.concat([search_only, failed]), expected_baselines=("mlp_spe_micro", "snn_mlp_micro"))
+    assert analysis.baselines_not_run == ("snn_mlp_micro",) and "--no-baselines" not in analysis.baselines_note
+    assert analysis.baselines_unplaced == (
+        {"baseline": "mlp_spe_micro", "key": "m", "status": "failed", "error": "out of memory"},
+    )
+    # nothing listed, nothing missing
+    assert analyse_front(table).baselines_note is None and analyse_front(table).to_dict()["baselines_note"] is None
+
+
+def test_not_shown_counts_trials_in_no_plot():
+    table = trial_table()
+    invalid = table.iloc[[3]].assign(key="i", status="invalid", trial_id="t9")
+    analysis = analyse_front(pd.concat([table, invalid], ignore_index=True))
+    # d failed, i invalid, g ok without a cost; h (stopped, with metrics) is plotted
+    assert analysis.not_shown == {"invalid": 1, "failed": 1, "ok without metrics": 1}
+    assert analysis.to_dict()["not_shown"] == analysis.not_shown
+
+
+# ----------------------------------------------------------------------------- test accuracy
+def test_test_accuracy_is_shown_but_never_ranks():
+    # b's test accuracy beats everything: the front and its ranks do not move
+    analysis = analyse_front(trial_table(), test_acc={"a": (0.88, "retrain"), "b": (0.99, "audit")})
+    assert analysis.front["key"].tolist() == ["e", "a", "b"] and analysis.front["rank"].tolist() == [0, 1, 2]
+    rows = {r["key"]: r for r in analysis.to_dict()["front"]}
+    assert (rows["a"]["test_acc"], rows["a"]["test_acc_source"]) == (0.88, "retrain")
+    assert (rows["b"]["test_acc"], rows["b"]["test_acc_source"]) == (0.99, "audit")
+    assert rows["e"]["test_acc"] is None and rows["e"]["test_acc_source"] is None
+    assert set(analysis.to_dict()["test_acc_sources"]) == {"retrain", "audit"}
+    assert analysis.hypervolume == pytest.approx(247.0)
+
+
+def write_test_accuracies(root) -> None:
+    """retrain: a with test_acc, b an older report without it, c failed; audit: a, b, e."""
+    for key, report in (
+        ("a", {"key": "a", "status": "ok", "val_acc": 0.91, "test_acc": 0.875}),
+        ("b", {"key": "b", "status": "ok", "val_acc": 0.81}),
+        ("c", {"key": "c", "status": "failed", "test_acc": None}),
+    ):
+        (root / "retrain" / key).mkdir(parents=True)
+        (root / "retrain" / key / "report.json").write_text(json.dumps(report))
+    (root / "audit").mkdir()
+    pd.DataFrame({"key": ["a", "b", "e"], "val_acc": [0.9, 0.8, 0.9], "test_acc": [0.5, 0.79, None]}).to_parquet(
+        root / "audit" / "audit.parquet"
+    )
+
+
+def test_read_test_accuracies_prefers_retrain_then_audit(tmp_path):
+    assert read_test_accuracies(tmp_path) == {}
+    write_test_accuracies(tmp_path)
+    assert read_test_accuracies(tmp_path) == {"a": (0.875, "retrain"), "b": (0.79, "audit")}
+    (tmp_path / "retrain" / "a" / "report.json").write_text("{not json")
+    with pytest.raises(ResultsError, match=r"report\.json"):
+        read_test_accuracies(tmp_path)
+
+
+def test_front_for_dir_reads_baselines_and_test_accuracy(tmp_path):
+    table = trial_table()
+    table[table["baseline"].fillna("") == ""].to_parquet(tmp_path / "trials.parquet")
+    (tmp_path / "experiment.yaml").write_text("name: x\nbaselines: [mlp_spe_micro, snn_mlp_micro]\n")
+    assert declared_baselines(tmp_path) == ("mlp_spe_micro", "snn_mlp_micro")
+    write_test_accuracies(tmp_path)
+    analysis = front_for_dir(tmp_path)
+    assert analysis.baselines_not_run == ("mlp_spe_micro", "snn_mlp_micro")
+    paths = write_front_files(analysis, tmp_path)
+    csv = pd.read_csv(paths["csv"]).set_index("key")
+    assert csv.loc["a", "test_acc"] == pytest.approx(0.875) and csv.loc["a", "test_acc_source"] == "retrain"
+    assert csv.loc["b", "test_acc_source"] == "audit"
+    stored = json.loads(paths["json"].read_text())
+    assert {r["key"]: r["test_acc"] for r in stored["front"]} == {"a": 0.875, "b": 0.79}
+    assert "--no-baselines" in stored["baselines_note"]
+    (tmp_path / "experiment.yaml").write_text("baselines: mlp_s\n")
+    with pytest.raises(ResultsError, match="list of preset names"):
+        declared_baselines(tmp_path)
+
+
+def test_cli_json_has_a_verdict_for_every_baseline(tmp_path, capsys):
+    with_non_spiking(energy_uj=10.0).to_parquet(tmp_path / "trials.parquet")
+    assert _run_cli([str(tmp_path), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    verdicts = {b["baseline"]: b for b in out["baselines"]}
+    assert set(verdicts) == {"mlp_s", "mlp_spe_t", "snn_mlp_micro"}
+    assert verdicts["mlp_s"]["dominated"] is True and verdicts["mlp_s"]["dominated_by_front"] == ["a", "b"]
+    assert verdicts["snn_mlp_micro"]["dominated"] is True and verdicts["snn_mlp_micro"]["axis"] == "energy_uj"
+    assert verdicts["mlp_spe_t"]["dominated"] is False
+    assert [r["key"] for r in out["not_comparable"]] == ["n"] and "n" not in [r["key"] for r in out["front"]]
+
+
+def test_cli_table_shows_test_accuracy_notes_and_non_spiking_rows(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")
+    table = with_non_spiking(energy_uj=4.0)
+    table.to_parquet(tmp_path / "trials.parquet")
+    (tmp_path / "experiment.yaml").write_text("baselines: [mlp_s, mlp_spe_t, snn_mlp_micro, mlp_spe_micro]\n")
+    write_test_accuracies(tmp_path)
+    assert _run_cli([str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "test acc" in out and "87.50% (r)" in out and "79.00% (a)" in out
+    assert "(r) retrained on train+val" in out and "(a) audited at a higher fidelity" in out
+    assert "baseline snn_mlp_micro (85.00%, energy 4 uJ): compared on energy (non-spiking: 0 SOPs, all MACs): " in out
+    assert "not dominated; the best search trial at equal or lower energy (c) is 15.00 points less accurate" in out
+    assert "baselines not run: mlp_spe_micro" in out
+    assert "2 trial(s) not shown: 1 failed" in out

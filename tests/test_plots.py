@@ -61,7 +61,11 @@ def test_pareto_plot_info_front_baselines_and_reference():
     assert info.hypervolume == pytest.approx(247.0)
     assert info.stopped == ()
     hover_a = next(p.hover for p in info.points if p.key == "a")
-    assert "accuracy 90.00%" in hover_a and "s1:1x8 stem" in hover_a and "sops 100 *" in hover_a
+    assert "accuracy 90.00%" in hover_a and "s1:1x8 stem" in hover_a
+    assert "sops 100 (x axis)" in hover_a and "*" not in hover_a  # the plotted cost is named, not starred
+    assert info.x_label == "SOPs per image (log scale)"
+    assert info.page_title == "Pareto front: val_acc vs sops (snn-nas Pareto front)"
+    assert info.baselines[0].label == "snn_mlp_micro: not dominated (-5.00 pts)"
 
 
 def test_stopped_trials_are_drawn_but_not_ranked():
@@ -101,6 +105,9 @@ def test_draw_pareto_png_and_html(tmp_path, zero_cost):
     assert not re.search(r"<script[^>]+src=", html)  # plotly.js inlined: works offline
     assert "snn_mlp_micro" in html and "s1:1x8 stem" in html and "search front" in html
     assert "stopped early" in html
+    assert "<title>demo (snn-nas Pareto front)</title>" in html
+    assert ("(log scale)" in html) is not zero_cost
+    assert "1 trial(s) stopped early by the scheduler" in html  # the notes under the plot
 
 
 def test_draw_empty_front(tmp_path):
@@ -117,3 +124,47 @@ def test_draw_training_curve(tmp_path):
         [{"epoch": i, "val_acc": 0.1 * i, "train_loss": 1 / i, "val_loss": 1 / i} for i in (1, 2, 3)]
     )
     assert draw_training_curve_png(info, tmp_path / "c.png").read_bytes()[:8] == PNG_MAGIC
+
+
+NON_SPIKING = '{"family": "snn_mlp", "time_steps": 1}'
+
+
+def with_notes() -> pd.DataFrame:
+    """table() with e a non-spiking baseline (95 %, 0 SOPs, 30 uJ), a failed and an invalid trial,
+    and test accuracies for a."""
+    frame = table(zero_cost=True)
+    frame["genotype"] = ['{"family": "spiking"}'] * 3 + [NON_SPIKING]
+    frame["macs"] = [0.0, 0.0, 0.0, 1e6]
+    frame.loc[len(frame)] = ["f", "failed", None, None, None, 10, 4, "", "f", '{"family": "spiking"}', 0.0]
+    frame.loc[len(frame)] = ["i", "invalid", None, None, None, 10, 4, "", "i", '{"family": "spiking"}', 0.0]
+    return frame
+
+
+def test_non_spiking_baseline_is_drawn_at_the_left_edge_with_its_energy_verdict():
+    analysis = analyse_front(with_notes(), expected_baselines=("snn_mlp_micro", "mlp_spe_micro"),
+                             test_acc={"a": (0.875, "retrain")})  # fmt: skip
+    info = pareto_plot_info(analysis)
+    # e has 0 SOPs: it no longer forces a linear axis, and sits left of every placed point
+    assert info.log_x and info.baselines == ()
+    assert [p.key for p in info.off_axis] == ["e"] and info.edge_x == pytest.approx(50.0 / 3)
+    assert info.off_axis[0].x == info.edge_x and info.off_axis[0].y == pytest.approx(95.0)
+    # on energy: b (80 %, 5 uJ), a (90 %, 9 uJ), c (70 %, 1 uJ) all cost <= 30 uJ; a is 5 points below e
+    assert info.off_axis[0].label == "snn_mlp_micro: 0 SOPs, on energy: not dominated (-5.00 pts)"
+    assert "not comparable on SOPs" in info.off_axis[0].hover and "compared on energy" in info.off_axis[0].hover
+    hover_a = next(p.hover for p in info.points if p.key == "a")
+    assert "test accuracy 87.50% (retrained on train+val" in hover_a
+    notes = "\n".join(info.notes)
+    assert "baseline snn_mlp_micro (95.00%, energy 30 uJ): compared on energy" in notes
+    assert "baselines not run: mlp_spe_micro" in notes
+    assert "2 trial(s) not shown: 1 invalid (not trained" in notes and "1 failed" in notes
+    assert "test accuracy (in the hover) of 1 front member(s): retrained on train+val" in notes
+
+
+def test_draw_pareto_with_off_axis_points_and_notes(tmp_path):
+    analysis = analyse_front(with_notes(), expected_baselines=("snn_mlp_micro", "mlp_spe_micro"))
+    info = pareto_plot_info(analysis, title="notes")
+    assert draw_pareto_png(info, tmp_path / "n.png").read_bytes()[:8] == PNG_MAGIC
+    html = draw_pareto_html(info, tmp_path / "n.html").read_text()
+    assert "<title>notes (snn-nas Pareto front)</title>" in html
+    assert "non-spiking: 0 SOPs, not comparable; drawn at the left edge" in html
+    assert "baselines not run: mlp_spe_micro" in html and "1 invalid (not trained" in html

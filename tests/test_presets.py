@@ -147,7 +147,7 @@ def test_models_command_table(capsys):
 def test_models_command_json_and_sizes(capsys):
     rc, out, _ = _run_cli(capsys, "--json", "--image-size", "32", "--num-classes", "10")
     rows = {r["name"]: r for r in json.loads(out)}
-    assert rc == 0 and rows["snn_mlp_t"]["params"] is None  # group 4 > side 2 at 32 px
+    assert rc == 0 and rows["snn_mlp_t"]["params"] == count_parameters(get_preset("snn_mlp_t"), 10, 32)
     assert rows["snn_mlp_micro"]["params"] == count_parameters(get_preset("snn_mlp_micro"), 10, 32)
 
 

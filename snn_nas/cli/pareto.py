@@ -20,12 +20,22 @@ status 'ok' are placed. The front is the non-dominated set of all placed trials,
 'snn-nas retrain --rank K' takes. The hypervolume is that of the search trials only (baselines
 excluded), in raw units (accuracy fraction x cost), against the experiment's declared
 reference_point (experiment.yaml / search.json), else accuracy 0 and 1.1 x the largest cost.
-Each baseline is reported as dominated (by which trials) or not.
+
+Baselines: each seed preset the experiment lists is reported as dominated by the search front
+or not, with the accuracy margin of the best search trial at equal or lower cost (in points);
+a note says when they were not run (search with --no-baselines). A non-spiking row (SNN-MLP:
+0 SOPs, all its work in MACs) is not comparable on the SOP axis: it is kept out of the SOP
+front, compared on energy instead, and drawn at the left edge of the SOP plots.
+
+Test accuracy: front members that were retrained (RESULTS_DIR/retrain/<key>/report.json,
+trained on train+val) or audited (RESULTS_DIR/audit/audit.parquet, a higher fidelity) show
+their test-split accuracy beside the search's validation accuracy. It is never used for
+ranking or for the front.
 
 Writes into RESULTS_DIR: pareto.csv (the front, every column), pareto.json (what --json prints,
 with the reference point used), pareto.png (all trials, the front as a step line, baselines
-marked, log cost axis) and pareto.html (interactive, self-contained; hover shows the
-architecture).
+marked with their verdicts, log cost axis, notes on what is not shown) and pareto.html
+(interactive, self-contained; hover shows the architecture).
 
 example:
   snn-nas pareto results/quick
@@ -73,11 +83,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def print_front(analysis, root: Path, *, top: int | None = None) -> None:
-    """Rich table of the front, the hypervolume line and the baseline comparison."""
+    """Rich table of the front (with test accuracy where known), the hypervolume line, the
+    baseline verdicts and what is not shown."""
     from rich.console import Console
-    from rich.table import Table
+    from rich.markup import escape
 
-    from snn_nas.report import UNITS, format_count
+    from snn_nas.report import TEST_ACC_SOURCES, UNITS, baseline_verdict, format_count, not_shown_text
 
     console = Console()
     x, y = analysis.x, analysis.y
@@ -85,17 +96,64 @@ def print_front(analysis, root: Path, *, top: int | None = None) -> None:
     total = sum(counts.values())
     others = ", ".join(f"{n} {s}" for s, n in counts.items() if s != "ok")
     console.print(
-        f"[bold]{root}[/bold]: {counts.get('ok', 0)} ok of {total} trials"
+        f"[bold]{escape(str(root))}[/bold]: {counts.get('ok', 0)} ok of {total} trials"
         + (f" ({others})" if others else "")
         + (f"; {analysis.unplaced_ok} ok without metrics" if analysis.unplaced_ok else "")
     )
     if analysis.front.empty:
         console.print("no completed trial yet: the front is empty")
-        return
+    else:
+        _front_table(console, analysis, top)
+        ref = analysis.reference_point
+        console.print(
+            f"hypervolume of the search front: [bold]{analysis.hypervolume:.6g}[/bold] "
+            f"({UNITS[y]} x {UNITS[x]}), reference point {y}={ref[y]:g}, {x}={ref[x]:.6g} "
+            f"({analysis.reference_source})"
+        )
+    compared = {b.key for b in analysis.baselines}
+    for row in analysis.not_comparable.to_dict("records"):
+        if row["key"] in compared:  # its verdict line says so
+            continue
+        name = f"baseline {row['baseline']}" if row["baseline"] else f"trial {row['key']}"
+        console.print(
+            f"{name} ({100 * row[y]:.2f}%, energy {_energy(row.get('energy_uj'))} uJ): non-spiking, 0 SOPs "
+            "(all MACs): not on the SOP front; compare it with --x energy_uj"
+        )
+    for b in analysis.baselines:
+        cost = f"energy {_energy(b.cost)} uJ" if b.axis == "energy_uj" else f"{b.axis} {format_count(b.cost)}"
+        verdict = escape(baseline_verdict(b))
+        if b.dominated:
+            verdict = verdict.replace("dominated", "[green]dominated[/green]", 1)
+        console.print(f"baseline {b.baseline} ({100 * b.val_acc:.2f}%, {cost}): {verdict}")
+    for b in analysis.baselines_unplaced:
+        console.print(
+            f"baseline {b['baseline']}: status {b['status']}" + (f" ({escape(b['error'])})" if b["error"] else "")
+        )
+    if analysis.baselines_note:
+        console.print(f"[yellow]{escape(analysis.baselines_note)}[/yellow]")
+    hidden = not_shown_text(analysis.not_shown)
+    if hidden:
+        console.print(escape(hidden) + "; stopped trials are plotted as such")
+    if not analysis.front.empty:
+        sources = sorted({s for s in analysis.front["test_acc_source"] if s})
+        marks = "".join(f"; ({s[0]}) {TEST_ACC_SOURCES.get(s, s)}" for s in sources)
+        console.print(
+            f"test acc: test-split accuracy, shown only, never ranked{escape(marks)}; "
+            "- not retrained (snn-nas retrain) or audited (snn-nas audit)"
+        )
+
+
+def _front_table(console, analysis, top: int | None) -> None:
+    from rich.table import Table
+
+    from snn_nas.report import format_count
+
+    x, y = analysis.x, analysis.y
     table = Table(title=f"Pareto front: {y} (max) vs {x} (min)", title_justify="left")
     for name, justify in (
         ("rank", "right"),
         ("accuracy", "right"),
+        ("test acc", "right"),
         ("SOPs", "right"),
         ("energy uJ", "right"),
         ("params", "right"),
@@ -109,6 +167,7 @@ def print_front(analysis, root: Path, *, top: int | None = None) -> None:
         table.add_row(
             str(row["rank"]),
             f"{100 * row[y]:.2f}%",
+            _test_acc(row.get("test_acc"), row.get("test_acc_source")),
             format_count(row.get("sops")),
             _energy(row.get("energy_uj")),
             format_count(row.get("params")),
@@ -119,24 +178,16 @@ def print_front(analysis, root: Path, *, top: int | None = None) -> None:
     console.print(table)
     if top is not None and len(analysis.front) > top:
         console.print(f"({len(analysis.front) - top} more front rows in pareto.csv)")
-    ref = analysis.reference_point
-    console.print(
-        f"hypervolume of the search front: [bold]{analysis.hypervolume:.6g}[/bold] "
-        f"({UNITS[y]} x {UNITS[x]}), reference point {y}={ref[y]:g}, {x}={ref[x]:.6g} "
-        f"({analysis.reference_source})"
-    )
-    for b in analysis.baselines:
-        head = f"baseline {b.baseline} ({100 * b.val_acc:.2f}%, {x} {format_count(b.cost)}): "
-        if b.dominated:
-            shown = ", ".join(b.dominated_by[:5]) + (" ..." if len(b.dominated_by) > 5 else "")
-            console.print(head + f"[green]dominated[/green] by {len(b.dominated_by)} trial(s): {shown}")
-        elif b.best_cheaper is not None:
-            console.print(
-                head + f"not dominated; the best trial costing no more is {b.best_cheaper} "
-                f"at {100 * b.best_cheaper_acc:.2f}%"
-            )
-        else:
-            console.print(head + "not dominated; every search trial costs more")
+
+
+def _test_acc(value, source) -> str:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return "-"
+    if number != number:  # NaN
+        return "-"
+    return f"{100 * number:.2f}% ({source[0]})" if source else f"{100 * number:.2f}%"
 
 
 def _energy(value) -> str:

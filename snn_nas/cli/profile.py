@@ -117,8 +117,9 @@ def _measured_figures(args: argparse.Namespace) -> dict[str, Any]:
     from snn_nas.cli.train import load_arch
     from snn_nas.costs import EnergyModel, measure_costs
     from snn_nas.data import load_dataset
+    from snn_nas.training import resolve_device
 
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = str(resolve_device(args.device))
     checkpoint = args.arch.endswith(".pt")
     if checkpoint:
         model = _load_checkpoint_model(Path(args.arch), device)
@@ -231,6 +232,10 @@ def run(args: argparse.Namespace) -> int:
             raise SnnNasError(f"--{name.replace('_', '-')}: expected a number >= 0 (picojoules), got {value}")
     if args.arch.endswith(".pt") and not Path(args.arch).is_file():
         raise SnnNasError(f"ARCH: checkpoint {args.arch} not found")
+    if args.device is not None:
+        from snn_nas.training import resolve_device
+
+        resolve_device(args.device)  # one line, not a driver traceback, when e.g. CUDA is missing
     figures = _measured_figures(args) if args.dataset else _dense_figures(args)
     if args.json:
         print(json.dumps(_json_safe(figures), indent=2))

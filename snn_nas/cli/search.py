@@ -17,10 +17,12 @@ on the bundled 5,000-image MNIST subset) on a local Ray instance on the CPU.
 Results go to RESULTS_DIR/NAME/ (default results/<experiment name>/): trials.parquet (one row
 per trial, written as each trial finishes; read it with snn_nas.load_results), the Optuna study
 optuna.db (open it with 'optuna-dashboard sqlite:///RESULTS_DIR/NAME/optuna.db'), Ray's
-experiment directory ray/ and the experiment as run. A trial that fails (an exception, a
-diverged loss, out of memory) is recorded with its reason and the search goes on. A search
-stopped at any moment (Ctrl-C, kill -9) continues with --resume: finished trials are kept and
-not run again.
+experiment directory ray/ and the experiment as run. The seed presets the experiment lists
+under 'baselines' are trained first at the same fidelity, as reference points (rows with
+'baseline' set; 'snn-nas pareto' compares the front with them); --no-baselines skips them.
+A trial that fails (an exception, a diverged loss, out of memory) is recorded with its reason
+and the search goes on. A search stopped at any moment (Ctrl-C, kill -9) continues with
+--resume: finished trials are kept and not run again.
 
 EXPERIMENT is a path or the name of a bundled experiment (quick, cifar10, imagenet).
 
@@ -28,7 +30,8 @@ examples:
   snn-nas search                                   # the quick experiment, ~10 min on 2 cores
   snn-nas search quick --num-samples 4 --name try  # a shorter run in results/try/
   snn-nas search --resume                          # continue results/quick/ after a crash
-  snn-nas search cifar10 --address auto --results-dir /shared/results --baselines
+  snn-nas search cifar10 --address auto --results-dir /shared/results
+  snn-nas search quick --no-baselines              # the search trials only, no seed presets
 """
 
 
@@ -49,10 +52,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--results-dir", default="results", metavar="DIR", help="parent folder of the results (default: results)"
     )
-    parser.add_argument(
-        "--baselines", action="store_true",
-        help="also evaluate the experiment's seed presets (mlp_spe_micro, snn_mlp_micro) at the same fidelity",
+    seeds = parser.add_mutually_exclusive_group()
+    seeds.add_argument(
+        "--no-baselines", action="store_true",
+        help="do not evaluate the experiment's seed presets (by default its 'baselines', e.g. mlp_spe_micro and "
+        "snn_mlp_micro, are trained at the search's fidelity as reference points)",
     )  # fmt: skip
+    seeds.add_argument(
+        "--baselines", action="store_true", help="evaluate the seed presets (the default; kept for older scripts)"
+    )
     parser.add_argument(
         "--num-cpus", type=int, default=None, metavar="N", help="CPUs of the local Ray instance (default: all)"
     )
@@ -88,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
         results_dir=args.results_dir,
         address=args.address,
         resume=args.resume,
-        baselines=args.baselines,
+        baselines=not args.no_baselines,
         progress=not args.no_progress,
         num_cpus=args.num_cpus,
         verbose=args.verbose,

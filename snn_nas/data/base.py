@@ -1,19 +1,28 @@
 """Shared pieces of the dataset loaders: the split container, in-memory datasets, helpers.
 
-Every loader returns a ``DataSplits`` whose ``train`` and ``val`` are torch ``Dataset`` objects
+Every loader returns a ``DataSplits`` with three disjoint parts, torch ``Dataset`` objects
 yielding ``(image, label)`` with ``image`` a float tensor ``[C, H, W]`` (normalised) and
-``label`` an ``int``. Small datasets are held in memory as one tensor that is resized and
-normalised once; per-item work is limited to augmentation.
+``label`` an ``int``:
+
+* ``train``: what a model is fitted on;
+* ``val``: held out from the training data (stratified, fixed by the split seed); a search
+  ranks its trials on it;
+* ``test``: the official test split where one exists, else a fixed stratified part; only
+  read after a search (``snn-nas retrain``, ``snn-nas audit``, ``snn-nas train``).
+
+This is the protocol of NAS-Bench-201 and DARTS: an accuracy that selected an architecture is
+never the accuracy reported for it. Small datasets are held in memory as one tensor that is
+resized and normalised once; per-item work is limited to augmentation.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 import torch.nn.functional as F
-from torch.utils.data import Dataset
+from torch.utils.data import ConcatDataset, Dataset
 
 from snn_nas.errors import SnnNasError
 
@@ -26,9 +35,12 @@ class DatasetError(SnnNasError, ValueError):
 
 @dataclass(frozen=True)
 class DataSplits:
-    """Training and validation parts of one dataset at one image size.
+    """The three parts of one dataset at one image size (see the module docstring).
 
-    ``train`` / ``val`` yield ``(float image [in_chans, image_size, image_size], int label)``.
+    ``train`` / ``val`` / ``test`` yield ``(float image [in_chans, image_size, image_size], int
+    label)``. ``trainval`` is ``train`` and ``val`` together served as training data (with the
+    training augmentation), or None when plain concatenation does that (in-memory sets without
+    augmentation). ``val_fraction`` is the share of the training data held out as ``val``.
     """
 
     name: str
@@ -38,12 +50,80 @@ class DataSplits:
     in_chans: int
     image_size: int
     classes: tuple[str, ...] = field(default=())
+    test: Dataset | None = None
+    trainval: Dataset | None = None
+    val_fraction: float | None = None
+
+    def training_set(self, include_val: bool = False) -> Dataset:
+        """``train``, or with ``include_val`` all the training data (``train`` + ``val``)."""
+        if not include_val:
+            return self.train
+        return self.trainval if self.trainval is not None else ConcatDataset([self.train, self.val])
+
+    def without_test(self) -> DataSplits:
+        """The same splits with ``test`` withheld: any read of it raises ``SplitWithheldError``
+        (what a search trial gets, so that nothing in a search can look at test images)."""
+        size = None if self.test is None else _length(self.test)
+        return replace(self, test=WithheldTest(self.name, size))
 
     def describe(self) -> str:
+        test = "no" if self.test is None else _length(self.test)
         return (
-            f"{self.name}: {len(self.train)} train / {len(self.val)} val images, "  # type: ignore[arg-type]
+            f"{self.name}: {len(self.train)} train / {len(self.val)} val / {test} test images, "  # type: ignore[arg-type]
             f"{self.in_chans}x{self.image_size}x{self.image_size}, {self.num_classes} classes"
         )
+
+
+def _length(dataset: Dataset) -> int | str:
+    try:
+        return len(dataset)  # type: ignore[arg-type]
+    except SplitWithheldError:
+        return "withheld"
+
+
+class SplitWithheldError(SnnNasError, RuntimeError):
+    """Something tried to read the test part where it is withheld (inside a search)."""
+
+
+class WithheldTest(Dataset):
+    """Stands in for the test part inside a search: reading it raises ``SplitWithheldError``."""
+
+    def __init__(self, name: str, size: int | str | None) -> None:
+        self.name = name
+        self.size = size
+
+    def _refuse(self) -> SplitWithheldError:
+        return SplitWithheldError(
+            f"{self.name}: the test part is withheld during a search (trials rank on 'val'); "
+            "test accuracy is measured after the search by 'snn-nas retrain' or 'snn-nas audit'"
+        )
+
+    def __len__(self) -> int:
+        raise self._refuse()
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        raise self._refuse()
+
+
+class LazyDataset(Dataset):
+    """A dataset built on first use by ``build()`` (e.g. a test split read from disk only when
+    something evaluates on it)."""
+
+    def __init__(self, build: Callable[[], Dataset]) -> None:
+        self._build = build
+        self._dataset: Dataset | None = None
+
+    @property
+    def dataset(self) -> Dataset:
+        if self._dataset is None:
+            self._dataset = self._build()
+        return self._dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        return self.dataset[index]
 
 
 class TensorImageDataset(Dataset):
@@ -90,6 +170,17 @@ def stratified_split(labels: torch.Tensor, val_fraction: float, seed: int) -> tu
         val.append(members[:n_val])
         train.append(members[n_val:])
     return torch.cat(train).sort().values, torch.cat(val).sort().values
+
+
+def check_val_fraction(name: str, val_fraction: float | None, default: float) -> float:
+    """The share of the training data to hold out as ``val``: ``val_fraction`` if given (a
+    number in (0, 1)), else the dataset's ``default``."""
+    if val_fraction is None:
+        return default
+    ok = isinstance(val_fraction, (int, float)) and not isinstance(val_fraction, bool)
+    if not ok or not 0.0 < float(val_fraction) < 1.0:
+        raise DatasetError(f"{name}: val_fraction must be a number in (0, 1), got {val_fraction!r}")
+    return float(val_fraction)
 
 
 def resize_images(images: torch.Tensor, size: int) -> torch.Tensor:

@@ -1,7 +1,11 @@
 """ImageNet-style image folders: ``<data_root>/train/<class>/*.png|jpg`` and ``<data_root>/val/<class>/...``.
 
-Read with torchvision's ``ImageFolder`` (RGB); the usual ImageNet transforms: training uses a
-random resized crop to ``image_size`` and a horizontal flip, validation resizes the short side to
+Parts: ``test`` is ``val/`` (ImageNet's official validation set, which papers report as the
+test accuracy; its folder is indexed only when something evaluates on it); ``val`` is
+``val_fraction`` (default 0.02, about 25,600 ImageNet images) of ``train/``, stratified and
+fixed by the split seed; ``train`` is the rest of ``train/``. Read with torchvision's
+``ImageFolder`` (RGB); the usual ImageNet transforms: training uses a random resized crop to
+``image_size`` and a horizontal flip, evaluation resizes the short side to
 ``image_size * 256 / 224`` and centre-crops; both normalise with the ImageNet mean and std.
 """
 
@@ -9,11 +13,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from snn_nas.data.base import DatasetError, DataSplits, check_image_size
+from snn_nas.data.base import (
+    DatasetError,
+    DataSplits,
+    LazyDataset,
+    check_image_size,
+    check_val_fraction,
+    stratified_split,
+)
 from snn_nas.data.registry import DATASETS
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+VAL_FRACTION = 0.02
 
 
 def imagenet_transforms(size: int) -> tuple[object, object]:
@@ -42,10 +54,17 @@ def imagenet_transforms(size: int) -> tuple[object, object]:
 
 @DATASETS.register("imagefolder")
 def load_imagefolder(
-    *, data_root: str | None = None, image_size: int | None = None, seed: int = 0, download: bool = False
+    *,
+    data_root: str | None = None,
+    image_size: int | None = None,
+    seed: int = 0,
+    download: bool = False,
+    val_fraction: float | None = None,
 ) -> DataSplits:
-    """An ImageNet-style folder tree under ``data_root`` (default image size 224; ``seed`` unused)."""
+    """An ImageNet-style folder tree under ``data_root`` (default image size 224); see the
+    module docstring for the three parts."""
     size = check_image_size("imagefolder", image_size, 224)
+    fraction = check_val_fraction("imagefolder", val_fraction, VAL_FRACTION)
     if data_root is None:
         raise DatasetError(
             "imagefolder: needs --data-root, a folder with 'train/<class>/' and 'val/<class>/' image folders"
@@ -59,27 +78,41 @@ def load_imagefolder(
                 f"imagefolder: {root / part} is not a folder; "
                 f"expected '{root}/train/<class>/' and '{root}/val/<class>/'"
             )
+    import torch
+    from torch.utils.data import Subset
     from torchvision.datasets import ImageFolder
 
-    train_tf, val_tf = imagenet_transforms(size)
+    train_tf, eval_tf = imagenet_transforms(size)
     try:
-        train = ImageFolder(str(root / "train"), transform=train_tf)
-        val = ImageFolder(str(root / "val"), transform=val_tf)
+        train_all = ImageFolder(str(root / "train"), transform=train_tf)
+        train_eval = ImageFolder(str(root / "train"), transform=eval_tf)
     except (FileNotFoundError, OSError) as exc:
-        raise DatasetError(f"imagefolder: cannot read {root}: {exc}") from None
-    if train.classes != val.classes:
-        only_train = sorted(set(train.classes) - set(val.classes))
-        only_val = sorted(set(val.classes) - set(train.classes))
+        raise DatasetError(f"imagefolder: cannot read {root / 'train'}: {exc}") from None
+    val_classes = sorted(entry.name for entry in (root / "val").iterdir() if entry.is_dir())
+    if train_all.classes != val_classes:
+        only_train = sorted(set(train_all.classes) - set(val_classes))
+        only_val = sorted(set(val_classes) - set(train_all.classes))
         raise DatasetError(
             "imagefolder: train/ and val/ must hold the same class folders; "
             f"only in train: {only_train}, only in val: {only_val}"
         )
+
+    def test_part() -> ImageFolder:
+        try:
+            return ImageFolder(str(root / "val"), transform=eval_tf)
+        except (FileNotFoundError, OSError) as exc:
+            raise DatasetError(f"imagefolder: cannot read {root / 'val'}: {exc}") from None
+
+    train_idx, val_idx = stratified_split(torch.as_tensor(train_all.targets), fraction, seed)
     return DataSplits(
         name="imagefolder",
-        train=train,
-        val=val,
-        num_classes=len(train.classes),
+        train=Subset(train_all, train_idx.tolist()),
+        val=Subset(train_eval, val_idx.tolist()),
+        test=LazyDataset(test_part),
+        trainval=train_all,
+        num_classes=len(train_all.classes),
         in_chans=3,
         image_size=size,
-        classes=tuple(train.classes),
+        classes=tuple(train_all.classes),
+        val_fraction=fraction,
     )

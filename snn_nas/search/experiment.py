@@ -20,10 +20,15 @@ Schema (every key optional except ``space``; defaults in brackets)::
     constraints:                  # upper bounds; a violating trial is marked infeasible
       max_params: 200000          # (checked before training: such a trial is not trained)
       max_sops: null
-    scheduler:                    # none | asha (on val_acc, per epoch) [none]
-      type: asha
-      grace_period: 1
+    scheduler:                    # none | asha (val_acc only) | moasha (every objective) [none]
+      type: moasha                # stops weak trials at rungs grace_period * reduction_factor^k
+      grace_period: 1             # epochs (snn_nas.search.scheduler)
       reduction_factor: 2
+    prescreen:                    # optional: before the sampler's own draws, score `pool` random
+      pool: 64                    # architectures without training (SAHD, snn_nas.zero_cost) and
+      keep: 8                     # train the `keep` best (non-dominated on SAHD x cost) first
+    warm_start: baselines         # baselines | none | [preset, ...]: seed designs that are members
+                                  # of the space are trained first, as normal trials [baselines]
     resources: {cpus: 1, gpus: 0} # per trial; fractional GPUs allowed
     max_concurrent: 2             # trials running at once [2]
     max_failures: 1               # retries of a trial whose Ray worker died [1]
@@ -32,7 +37,8 @@ Schema (every key optional except ``space``; defaults in brackets)::
       calibration_images: 64
       energy_per_sop_pj: 0.9
       energy_per_mac_pj: 4.6
-    baselines: [mlp_spe_micro, snn_mlp_micro]   # presets evaluated with --baselines
+    baselines: [mlp_spe_micro, snn_mlp_micro]   # presets evaluated at the same fidelity (unless
+                                                # --no-baselines), as reference points
     reference_point: {val_acc: 0.0, sops: 1.0e+6} # hypervolume reference of 'snn-nas pareto'
 
 Loading validates everything that can be checked without running; errors name the file, the
@@ -51,7 +57,7 @@ from typing import Any
 from snn_nas.errors import SnnNasError
 
 SAMPLERS = ("tpe", "nsga2", "gp", "random")
-SCHEDULERS = ("none", "asha")
+SCHEDULERS = ("none", "asha", "moasha")
 MODES = ("max", "min")
 OBJECTIVE_METRICS = ("val_acc", "sops", "energy_uj", "macs", "params", "time_steps", "firing_rate")
 CONSTRAINT_METRICS = {"max_params": "params", "max_sops": "sops", "max_macs": "macs", "max_energy_uj": "energy_uj"}
@@ -74,11 +80,25 @@ class Objective:
 
 @dataclass(frozen=True)
 class Scheduler:
-    """Trial scheduler: ``none`` (run every trial to the end) or ``asha`` on ``val_acc`` per epoch."""
+    """Trial scheduler: ``none`` (run every trial to the end), ``asha`` (stops on ``val_acc``
+    alone) or ``moasha`` (stops by non-dominated sorting over every objective)."""
 
     kind: str = "none"
     grace_period: int = 1
     reduction_factor: float = 2.0
+
+
+@dataclass(frozen=True)
+class Prescreen:
+    """Training-free pre-screening: score ``pool`` random architectures at initialisation and
+    enqueue the best ``keep`` as the first trials (``keep`` 0: off)."""
+
+    pool: int = 0
+    keep: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.keep > 0
 
 
 @dataclass(frozen=True)
@@ -126,6 +146,8 @@ class Experiment:
     costs: CostSettings = field(default_factory=CostSettings)
     baselines: tuple[str, ...] = DEFAULT_BASELINES
     reference_point: tuple[tuple[str, float], ...] = ()
+    prescreen: Prescreen = field(default_factory=Prescreen)
+    warm_start: tuple[str, ...] | str = "baselines"
     description: str = ""
     source: str = ""
 
@@ -189,6 +211,8 @@ class Experiment:
             "costs": asdict(self.costs),
             "baselines": list(self.baselines),
             **({"reference_point": dict(self.reference_point)} if self.reference_point else {}),
+            **({"prescreen": asdict(self.prescreen)} if self.prescreen.enabled else {}),
+            "warm_start": self.warm_start if isinstance(self.warm_start, str) else list(self.warm_start),
         }
 
     def to_yaml(self) -> str:
@@ -227,14 +251,14 @@ def find_experiment(path_or_name: str | Path) -> Path:
 
 
 def load_experiment(path_or_name: str | Path) -> Experiment:
-    """Read and validate an experiment file (a path or a bundled name such as ``quick``)."""
-    import yaml
+    """Read and validate an experiment file (a path or a bundled name such as ``quick``).
+
+    The file must be UTF-8 YAML without duplicate keys or ``.nan`` / ``.inf`` (``snn_nas.yamlutil``).
+    """
+    from snn_nas.yamlutil import read_yaml
 
     path = find_experiment(path_or_name)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ExperimentError(f"{path}: not valid YAML: {exc}") from None
+    data = read_yaml(path, what="experiment file", error=ExperimentError)
     return _parse(data, source=str(path), base_dir=path.parent, default_name=path.stem)
 
 
@@ -273,6 +297,8 @@ _TOP_KEYS = (
     "costs",
     "baselines",
     "reference_point",
+    "prescreen",
+    "warm_start",
 )
 
 
@@ -302,16 +328,18 @@ def _int(source: str, key: str, value: Any, low: int) -> int:
 
 
 def _number(source: str, key: str, value: Any, *, low: float, strict: bool) -> float:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
     if ok:
         ok = value > low if strict else value >= low
     if not ok:
         hint = ""
         if isinstance(value, str):
             with contextlib.suppress(ValueError):
-                float(value)
-                hint = " (YAML reads exponents without a sign as text: write 2.0e+6, not 2.0e6)"
-        raise _fail(source, key, f"expected a number {'>' if strict else '>='} {low:g}, got {value!r}{hint}")
+                if math.isfinite(float(value)) and "e" in value.lower():
+                    hint = " (YAML reads exponents without a sign as text: write 2.0e+6, not 2.0e6)"
+        bound = f" {'>' if strict else '>='} {low:g}" if math.isfinite(low) else ""
+        finite = "a finite number" if isinstance(value, float) and not math.isfinite(value) else "a number"
+        raise _fail(source, key, f"expected {finite}{bound}, got {value!r}{hint}")
     return float(value)
 
 
@@ -361,6 +389,10 @@ def _parse(data: Any, *, source: str, base_dir: Path | None, default_name: str |
     reserved = sorted(k for k in fidelity if k in FIDELITY_RESERVED)
     if reserved:
         raise _fail(source, "fidelity", f"{reserved} belong at the top level of the experiment file, not in fidelity")
+    if fidelity.get("train_on", "train") != "train":
+        raise _fail(
+            source, "fidelity.train_on", "a search trains on 'train' and ranks on the held-out 'val'; remove the key"
+        )
     kwargs["fidelity"] = tuple(sorted((str(k), v) for k, v in fidelity.items()))
 
     kwargs["trials"] = _int(source, "trials", data.get("trials", 16), 1)
@@ -428,10 +460,12 @@ def _parse(data: Any, *, source: str, base_dir: Path | None, default_name: str |
         _choice(source, "reference_point", metric, OBJECTIVE_METRICS)
         pairs.append((metric, _number(source, f"reference_point.{metric}", value, low=-math.inf, strict=False)))
     kwargs["reference_point"] = tuple(pairs)
+    kwargs["prescreen"] = _parse_prescreen(source, data.get("prescreen"))
+    kwargs["warm_start"] = _parse_warm_start(source, data.get("warm_start", "baselines"))
 
     experiment = Experiment(**kwargs)
     epochs = experiment.train_config().epochs  # validates the fidelity against TrainConfig
-    if experiment.scheduler.kind == "asha" and experiment.scheduler.grace_period > epochs:
+    if experiment.scheduler.kind != "none" and experiment.scheduler.grace_period > epochs:
         raise _fail(
             source, "scheduler.grace_period", f"{experiment.scheduler.grace_period} exceeds fidelity.epochs ({epochs})"
         )
@@ -465,7 +499,28 @@ def _parse_scheduler(source: str, value: Any) -> Scheduler:
     if value is None or isinstance(value, str):
         return Scheduler(kind=_choice(source, "scheduler", value or "none", SCHEDULERS))
     data = _check_keys(source, "scheduler", value, ("type", "grace_period", "reduction_factor"))
-    kind = _choice(source, "scheduler.type", data.get("type", "asha"), SCHEDULERS)
+    kind = _choice(source, "scheduler.type", data.get("type", "moasha"), SCHEDULERS)
     grace = _int(source, "scheduler.grace_period", data.get("grace_period", 1), 1)
     factor = _number(source, "scheduler.reduction_factor", data.get("reduction_factor", 2), low=1.0, strict=True)
     return Scheduler(kind=kind, grace_period=grace, reduction_factor=factor)
+
+
+def _parse_prescreen(source: str, value: Any) -> Prescreen:
+    data = _check_keys(source, "prescreen", value, ("pool", "keep"))
+    if not data:
+        return Prescreen()
+    keep = _int(source, "prescreen.keep", data.get("keep", 8), 0)
+    pool = _int(source, "prescreen.pool", data.get("pool", 8 * max(keep, 1)), 1)
+    if keep > pool:
+        raise _fail(source, "prescreen.keep", f"{keep} exceeds prescreen.pool ({pool}); keep at most the pool")
+    return Prescreen(pool=pool, keep=keep)
+
+
+def _parse_warm_start(source: str, value: Any) -> tuple[str, ...] | str:
+    if value is None or value == "none":
+        return "none"
+    if value == "baselines":
+        return "baselines"
+    if isinstance(value, list) and all(isinstance(v, str) and v for v in value):
+        return tuple(value)
+    raise _fail(source, "warm_start", f"expected 'baselines', 'none' or a list of preset names, got {value!r}")

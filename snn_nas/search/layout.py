@@ -4,29 +4,43 @@
 
     experiment.yaml     the experiment as run (``--resume`` reads it back; ``pareto`` reads
                         its reference_point)
+    fingerprint.json    sha256 and content of the resolved space and of the trials' fidelity
+                        (``snn_nas.search.fingerprint``): ``--resume`` refuses a changed one
     trials.parquet      one row per finished trial (``snn_nas.search.results``)
     trials.jsonl        the journal of the same rows
-    optuna.db           the Optuna study (sqlite): ``optuna-dashboard sqlite:///<dir>/optuna.db``
+    optuna.db           the user's Optuna study (sqlite): ``optuna-dashboard sqlite:///<dir>/optuna.db``
+                        (``snn_nas.search.study``: real values only, one trial per row)
+    sampler.db          the samplers' own study (``snn_nas.search.searcher``: placeholders for
+                        ruled-out draws, duplicate draws, enqueued warm-start/pre-screen trials)
     ray/search/         Ray Tune's experiment directory (restored by ``--resume``)
     ray/baselines/      the seed presets' runs (``--baselines``)
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from snn_nas.errors import SnnNasError
+from snn_nas.search import fingerprint as fp
 from snn_nas.search.experiment import Experiment, load_experiment
-from snn_nas.search.results import JOURNAL_FILE, TABLE_FILE
+from snn_nas.search.results import JOURNAL_FILE, TABLE_FILE, ResultStore
+
+logger = logging.getLogger(__name__)
 
 EXPERIMENT_FILE = "experiment.yaml"
+FINGERPRINT_FILE = "fingerprint.json"
 STUDY_FILE = "optuna.db"
+SAMPLER_STUDY_FILE = "sampler.db"
 RAY_DIR = "ray"
 SEARCH_RUN = "search"
 BASELINE_RUN = "baselines"
+NOT_RUN_STATUSES = ("failed", "invalid")
+"""Statuses of a trial that never trained to a result (it raised, or was ruled out before training)."""
 RESUME_MUST_MATCH = (
     "space",
     "dataset",
@@ -47,26 +61,48 @@ class SearchError(SnnNasError, ValueError):
 @dataclass(frozen=True)
 class SearchRun:
     """Outcome of ``run_search``: the search folder, its table (a DataFrame), whether every
-    trial finished (False after Ctrl-C), and the wall time in seconds."""
+    trial finished (False after Ctrl-C), and the wall time in seconds.
+
+    ``none_ran`` is True when the table holds search trials (baselines aside) and every one of
+    them is ``failed`` or ``invalid``: the search ran, but no trial could train to a result.
+    """
 
     directory: Path
     table: Any
     complete: bool
     wall_s: float
 
+    def search_rows(self) -> list[dict[str, Any]]:
+        """The rows of the sampled trials (baselines left out)."""
+        return [row for row in self.table.to_dict("records") if not row.get("baseline")]
+
+    @property
+    def none_ran(self) -> bool:
+        rows = self.search_rows()
+        return bool(rows) and all(row["status"] in NOT_RUN_STATUSES for row in rows)
+
 
 def search_directory(results_dir: str | Path, name: str) -> Path:
     return Path(results_dir).expanduser().resolve() / name
 
 
-def prepare_directory(experiment: Experiment, directory: Path, resume: bool) -> None:
+def prepare_directory(experiment: Experiment, directory: Path, resume: bool, space: Any = None) -> None:
     """Check that ``directory`` can hold a new search (or holds the one to resume); write
-    ``experiment.yaml`` for a new one.
+    ``experiment.yaml`` and ``fingerprint.json`` for a new one.
 
     A new search refuses a folder that already holds trials or a Ray experiment. A resumed one
     needs the stored experiment to agree with ``experiment`` on everything that defines the
-    search (``RESUME_MUST_MATCH``).
+    search (``RESUME_MUST_MATCH``), the space and the fidelity to have the stored fingerprint
+    (an edited space file is refused, naming what changed), and a readable table: journal lines
+    that cannot be read are reported, and the journal is rewritten without them (the original is
+    kept as ``trials.jsonl.damaged``). ``space``: the resolved space (default: loaded from
+    ``experiment.space``).
     """
+    if space is None:
+        from snn_nas.space import load_space
+
+        space = load_space(experiment.space)
+    current = fp.fingerprint(space, experiment.train_config())
     saved = directory / EXPERIMENT_FILE
     if resume:
         if not saved.is_file():
@@ -74,9 +110,24 @@ def prepare_directory(experiment: Experiment, directory: Path, resume: bool) -> 
         stored = load_experiment(saved)
         mismatched = [k for k in RESUME_MUST_MATCH if getattr(stored, k) != getattr(experiment, k)]
         if mismatched:
+            changes = [_experiment_change(k, getattr(stored, k), getattr(experiment, k)) for k in mismatched]
             raise SearchError(
-                f"{directory}: --resume needs the experiment the search was started with; {mismatched} differ "
-                f"(resume with 'snn-nas search --resume --name {directory.name}' to use the stored one)"
+                f"{directory}: --resume needs the experiment the search was started with; "
+                f"{fp.summary(changes)} (resume with 'snn-nas search --resume --name {directory.name}' to use the "
+                "stored one)"
+            )
+        check_fingerprint(directory, current, experiment)
+        store = ResultStore(directory)
+        if store.skipped:
+            skipped = len(store.skipped)
+            kept = store.rewrite_journal()
+            logger.warning(
+                "warning: %s: continuing with the %d trial(s) read; the journal was rewritten without its %d "
+                "unreadable line(s), the original is kept as %s",
+                directory,
+                len(store),
+                skipped,
+                kept,
             )
         return
     taken = [p.name for p in (directory / TABLE_FILE, directory / JOURNAL_FILE, directory / RAY_DIR) if p.exists()]
@@ -86,9 +137,61 @@ def prepare_directory(experiment: Experiment, directory: Path, resume: bool) -> 
             "--name to start another one, or delete the folder"
         )
     directory.mkdir(parents=True, exist_ok=True)
-    tmp = saved.with_suffix(".yaml.tmp")
-    tmp.write_text(experiment.to_yaml())
-    os.replace(tmp, saved)
+    _write_atomic(saved, experiment.to_yaml())
+    _write_atomic(directory / FINGERPRINT_FILE, json.dumps(current, indent=1, sort_keys=True) + "\n")
+
+
+def _experiment_change(key: str, old: Any, new: Any) -> str:
+    if key == "fidelity":
+        return f"fidelity ({fp.summary(fp.fidelity_changes(dict(old), dict(new), {}))})"
+    old_text, new_text = repr(old), repr(new)
+    if len(old_text) + len(new_text) > 120:
+        return f"{key} differs"
+    return f"{key} {old_text} -> {new_text}"
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def check_fingerprint(directory: Path, current: dict[str, Any], experiment: Experiment) -> None:
+    """Refuse to resume when the space or the fidelity differs from the stored fingerprint.
+
+    A folder from before fingerprints were kept gets the current one (nothing to compare).
+    """
+    path = directory / FINGERPRINT_FILE
+    if not path.is_file():
+        _write_atomic(path, json.dumps(current, indent=1, sort_keys=True) + "\n")
+        return
+    try:
+        stored = json.loads(path.read_text(encoding="utf-8"))
+        stored_space, stored_fidelity = stored["space"], stored["fidelity"]
+        space_sha, fidelity_sha = stored_space["sha256"], stored_fidelity["sha256"]
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+        raise SearchError(
+            f"{path}: unreadable fingerprint of the search ({type(exc).__name__}: {exc}); restore it, or delete it "
+            "to resume without checking the space and the fidelity"
+        ) from None
+    refusal = "a resumed search must sample the same space and train at the same fidelity"
+    if space_sha != current["space"]["sha256"]:
+        changes = fp.space_changes(stored_space.get("content", {}), current["space"]["content"])
+        raise SearchError(
+            f"{directory}: --resume: the search space {experiment.space} changed since the search started "
+            f"({fp.summary(changes) or 'content differs'}); {refusal}: undo the edit, or start a new search "
+            "with --name"
+        )
+    if fidelity_sha != current["fidelity"]["sha256"]:
+        from snn_nas.training.config import TrainConfig
+
+        defaults = fp.fidelity_content(TrainConfig())
+        changes = fp.fidelity_changes(stored_fidelity.get("content", {}), current["fidelity"]["content"], defaults)
+        if changes:
+            raise SearchError(
+                f"{directory}: --resume: the fidelity changed since the search started ({fp.summary(changes)}); "
+                f"{refusal}: undo the edit, or start a new search with --name"
+            )
 
 
 def check_address(address: str, timeout_s: float = 10.0) -> None:

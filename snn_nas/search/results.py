@@ -6,26 +6,42 @@ rewritten). Every ``record`` appends to the journal, then rewrites the table int
 file and moves it over the old one with ``os.replace``, so a crash at any moment leaves a
 readable table and loses no finished trial: ``load_results`` merges the journal's rows that
 the table may lack. A row recorded again for the same ``trial_id`` replaces the earlier one.
+
+Reading is strict, because a silently dropped row is a lost trial: a table without the
+contract's columns (``REQUIRED_COLUMNS``) is not a result table, and a row that does not
+validate (unknown status, an accuracy that is not a fraction) is an error naming the file and
+the row. In the journal, only a torn *last* line (one not ended by a newline: what a crash while
+writing it leaves) is skipped silently; any other line that cannot be read is skipped with a
+warning naming the file, the line and why (logger ``snn_nas.search.results``), and the rows of
+every intact line are kept.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import math
 import os
+import shutil
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from snn_nas.errors import SnnNasError
 
+logger = logging.getLogger(__name__)
+
 TABLE_FILE = "trials.parquet"
 JOURNAL_FILE = "trials.jsonl"
 
-STATUSES = ("ok", "failed", "diverged", "invalid", "stopped")
+STATUSES = ("ok", "failed", "diverged", "invalid", "stopped", "silent")
 """``ok`` trained to the end; ``failed`` raised (reason in ``error``, e.g. ``out of memory``);
 ``diverged`` non-finite loss; ``invalid`` the sample does not decode or breaks a constraint that
-is checked before training (not trained); ``stopped`` stopped early by the scheduler (ASHA)."""
+is checked before training (not trained); ``stopped`` stopped early by the scheduler (ASHA);
+``silent`` trained to the end, but a spiking network that never fires on the calibration batch
+(firing rate or SOPs 0) at chance accuracy (``snn_nas.search.trial.silence``): its metrics are
+kept, and like every status but ``ok`` it is never placed on a front."""
 
 STRING_COLUMNS = (
     "trial_id",
@@ -38,6 +54,7 @@ STRING_COLUMNS = (
     "baseline",
     "version",
     "node",
+    "curve",
 )
 INT_COLUMNS = ("seed", "params", "time_steps", "epochs")
 FLOAT_COLUMNS = ("val_acc", "val_loss", "sops", "macs", "energy_uj", "macs_per_step", "firing_rate", "wall_s")
@@ -67,25 +84,46 @@ COLUMNS = (
     "version",
     "feasible",
     "node",
+    "curve",
 )
 """Table columns in order: the contract's columns, then ``feasible`` (every constraint of the
-experiment holds; null when unknown) and ``node`` (the Ray node that ran the trial).
+experiment holds; null when unknown), ``node`` (the Ray node that ran the trial) and ``curve``
+(JSON list of the per-epoch values the scheduler saw: ``{"epoch", "val_acc", "val_loss",
+"sops", "macs", "energy_uj", "firing_rate", "wall_s"}``; ``[]`` for a trial never trained).
 Units: ``sops`` and ``macs`` per image, ``energy_uj`` microjoules per image, ``val_acc`` a
 fraction, ``wall_s`` seconds of the trial's own work."""
+
+
+REQUIRED_COLUMNS = (
+    *("trial_id", "status", "key", "genotype", "summary", "seed", "fidelity", "val_acc", "val_loss", "sops", "macs"),
+    *("energy_uj", "params", "macs_per_step", "time_steps", "firing_rate", "epochs", "wall_s", "error", "baseline"),
+    "version",
+)
+"""The result-table contract: every table ``snn-nas search`` ever wrote has these columns. A
+table lacking one is not a result table; columns added since (``feasible``, ``node``, ...) are
+read as null when missing."""
 
 
 class ResultsError(SnnNasError, LookupError):
     """No result table where one was expected, or an unreadable one."""
 
 
+class RowError(ResultsError, ValueError):
+    """A result row that does not validate (no ``trial_id``, unknown status, bad accuracy)."""
+
+
 def normalise_row(row: Mapping[str, Any]) -> dict[str, Any]:
     """A row with exactly ``COLUMNS``: missing ones null, numbers as int/float, NaN for unknown."""
+    if not isinstance(row, Mapping):
+        raise RowError(f"a result row is a mapping of column -> value, got {type(row).__name__}")
     if not row.get("trial_id"):
-        raise ValueError("a result row needs a non-empty 'trial_id'")
+        raise RowError("a result row needs a non-empty 'trial_id'")
     out: dict[str, Any] = {}
     for name in COLUMNS:
         value = row.get(name)
-        if name in STRING_COLUMNS:
+        if name == "curve":
+            out[name] = curve_json(value)
+        elif name in STRING_COLUMNS:
             out[name] = None if value is None else str(value)
         elif name in INT_COLUMNS:
             out[name] = _as_int(value)
@@ -96,8 +134,34 @@ def normalise_row(row: Mapping[str, Any]) -> dict[str, Any]:
     if out["baseline"] is None:
         out["baseline"] = ""
     if out["status"] not in STATUSES:
-        raise ValueError(f"status {out['status']!r} is not one of {list(STATUSES)}")
+        raise RowError(f"status {out['status']!r} is not one of {list(STATUSES)}")
+    accuracy = out["val_acc"]
+    if not math.isnan(accuracy) and not 0.0 <= accuracy <= 1.0:
+        raise RowError(
+            f"val_acc: {accuracy:g} is not a fraction in [0, 1]; result tables hold accuracies as fractions "
+            "(0.95 for 95 %), not percentages"
+        )
     return out
+
+
+def curve_json(value: Any) -> str:
+    """A ``curve`` cell as JSON text: a list of per-epoch dicts (or its JSON text) in, ``"[]"``
+    for nothing; non-finite numbers become null (strict JSON)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "[]"
+    if isinstance(value, str):
+        return value
+    from snn_nas.jsonutil import finite_or_null
+
+    return json.dumps(finite_or_null(list(value)), sort_keys=True)
+
+
+def parse_curve(value: Any) -> list[dict[str, Any]]:
+    """The per-epoch list of a ``curve`` cell (``[]`` when empty or missing)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value == "":
+        return []
+    data = json.loads(value) if isinstance(value, str) else value
+    return [dict(point) for point in data] if isinstance(data, list) else []
 
 
 def _as_int(value: Any) -> int | None:
@@ -141,23 +205,51 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
-def _read_journal(path: Path) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
+def _read_journal(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
+    """The rows of the journal's intact lines, and one note per line skipped (logged as a warning).
+
+    A last line without its newline was torn by a crash while it was written: skipped silently
+    when it does not parse. Any other unreadable line (not UTF-8, not JSON, not a trial record,
+    a record that does not validate) is skipped with a warning naming the file and the line.
+    """
     if not path.is_file():
-        return rows
-    with path.open() as handle:
-        for line in handle:
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue  # a line torn by a crash while it was written
-    return rows
+        return [], []
+    data = path.read_bytes()
+    lines = data.split(b"\n")
+    torn = lines.pop()  # b"" when the file ends with a newline
+    rows: list[dict[str, Any]] = []
+    skipped: list[str] = []
+    for number, raw in enumerate(lines, start=1):
+        if not raw.strip():
+            continue
+        try:
+            rows.append(_journal_row(raw))
+        except RowError as exc:
+            skipped.append(f"line {number}: {exc}")
+    if torn.strip():
+        with contextlib.suppress(RowError):  # else a line torn by a crash while it was written
+            rows.append(_journal_row(torn))
+    for note in skipped:
+        logger.warning("warning: %s: %s; skipped", path, note)
+    return rows, skipped
+
+
+def _journal_row(raw: bytes) -> dict[str, Any]:
+    try:
+        value = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise RowError("not UTF-8 text") from None
+    except json.JSONDecodeError as exc:
+        raise RowError(f"not valid JSON ({exc.msg} at column {exc.colno})") from None
+    if not isinstance(value, dict):
+        raise RowError(f"a JSON {type(value).__name__}, not a trial record")
+    return normalise_row(value)
 
 
 def _read_table(path: Path) -> list[dict[str, Any]]:
+    """The validated rows of ``trials.parquet``; ``ResultsError`` naming the file (and the row)
+    for an unreadable file, a table without the contract's columns or a row that does not
+    validate."""
     if not path.is_file():
         return []
     import pandas as pd
@@ -166,7 +258,44 @@ def _read_table(path: Path) -> list[dict[str, Any]]:
         frame = pd.read_parquet(path)
     except Exception as exc:  # pyarrow raises several types for a damaged file
         raise ResultsError(f"{path}: cannot read the result table ({exc})") from None
-    return [{k: (None if _is_missing(v) else v) for k, v in r.items()} for r in frame.to_dict("records")]
+    missing = [name for name in REQUIRED_COLUMNS if name not in frame.columns]
+    if missing:
+        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        raise ResultsError(
+            f"{path}: not a result table of 'snn-nas search' (no column {shown}); "
+            "point at a folder that 'snn-nas search' wrote"
+        )
+    rows = []
+    for number, record in enumerate(frame.to_dict("records"), start=1):
+        row = {k: (None if _is_missing(v) else v) for k, v in record.items()}
+        try:
+            rows.append(normalise_row(row))
+        except RowError as exc:
+            name = f" (trial_id {row['trial_id']})" if row.get("trial_id") else ""
+            raise ResultsError(f"{path}: row {number}{name}: {exc}") from None
+    return rows
+
+
+def _cut_torn_tail(path: Path) -> None:
+    """Before appending to the journal: end a torn last line (a crash mid-write) so that the next
+    record starts on a line of its own. A tail that is a whole record only lacks its newline
+    and keeps its content; a torn one is cut off."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    data = path.read_bytes()
+    if data.endswith(b"\n"):
+        return
+    cut = data.rfind(b"\n") + 1
+    try:
+        _journal_row(data[cut:])
+    except RowError:
+        with path.open("rb+") as handle:
+            handle.truncate(cut)
+            os.fsync(handle.fileno())
+        return
+    with path.open("ab") as handle:
+        handle.write(b"\n")
+        os.fsync(handle.fileno())
 
 
 def _is_missing(value: Any) -> bool:
@@ -200,7 +329,9 @@ class ResultStore:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.table_path = self.directory / TABLE_FILE
         self.journal_path = self.directory / JOURNAL_FILE
-        self._rows = _merge(_read_table(self.table_path), _read_journal(self.journal_path))
+        journal, self.skipped = _read_journal(self.journal_path)
+        self._rows = _merge(_read_table(self.table_path), journal)
+        self._tail_checked = False
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -219,6 +350,9 @@ class ResultStore:
         """Store one finished trial (replacing an earlier row of the same ``trial_id``)."""
         clean = normalise_row(row)
         line = json.dumps(clean, default=_json_default, allow_nan=True)
+        if not self._tail_checked:
+            _cut_torn_tail(self.journal_path)
+            self._tail_checked = True
         with self.journal_path.open("a") as handle:
             handle.write(line + "\n")
             handle.flush()
@@ -237,12 +371,39 @@ class ResultStore:
     def frame(self) -> Any:
         return rows_to_frame(self._rows.values())
 
+    def rewrite_journal(self) -> Path | None:
+        """After lines of the journal were skipped as unreadable (``skipped``): keep the journal as
+        ``trials.jsonl.damaged`` (numbered if that exists) and write a clean one of the rows read,
+        so that a resumed search appends to an intact file. Returns the kept copy (None when
+        nothing was skipped)."""
+        if not self.skipped:
+            return None
+        self.flush()
+        backup = self.journal_path.with_name(f"{JOURNAL_FILE}.damaged")
+        number = 1
+        while backup.exists():
+            number += 1
+            backup = self.journal_path.with_name(f"{JOURNAL_FILE}.damaged.{number}")
+        shutil.copy2(self.journal_path, backup)
+        tmp = self.journal_path.with_name(f".{JOURNAL_FILE}.{os.getpid()}.tmp")
+        with tmp.open("w") as handle:
+            for clean in self._rows.values():
+                handle.write(json.dumps(clean, default=_json_default, allow_nan=True) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, self.journal_path)
+        self.skipped = []
+        self._tail_checked = True
+        return backup
+
 
 def load_results(directory: str | Path) -> Any:
     """The result table of a search as a pandas DataFrame (columns ``COLUMNS``).
 
     ``directory`` is a search folder (``results/<name>``) or its ``trials.parquet``. Rows the
-    journal holds but the table lacks (a crash between the two writes) are included.
+    journal holds but the table lacks (a crash between the two writes) are included. Raises
+    ``ResultsError`` for a table that is not a search's or holds a row that does not validate;
+    unreadable journal lines are skipped with a warning (see the module docstring).
     """
     path = Path(directory).expanduser()
     folder = path.parent if path.name in (TABLE_FILE, JOURNAL_FILE) else path
@@ -251,5 +412,5 @@ def load_results(directory: str | Path) -> Any:
     table, journal = folder / TABLE_FILE, folder / JOURNAL_FILE
     if not table.is_file() and not journal.is_file():
         raise ResultsError(f"{folder}: no {TABLE_FILE} here; expected a folder written by 'snn-nas search'")
-    rows = _merge(_read_table(table), _read_journal(journal))
+    rows = _merge(_read_table(table), _read_journal(journal)[0])
     return rows_to_frame(rows.values())

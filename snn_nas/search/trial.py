@@ -22,6 +22,7 @@ from typing import Any
 from snn_nas.search.results import COLUMNS
 
 RUNNING = "running"  # status of an intermediate (per-epoch) record
+CURVE_KEYS = ("val_acc", "val_loss", "sops", "macs", "energy_uj", "firing_rate", "wall_s")  # per epoch, in ``curve``
 FAILED_STATUSES = ("failed", "diverged", "invalid")
 OOM_REASON = "out of memory"
 
@@ -88,6 +89,31 @@ def is_feasible(metrics: Mapping[str, Any], constraints: tuple[tuple[str, float]
     return all(v <= 0.0 for v in violations(metrics, constraints))
 
 
+CHANCE_MARGIN = 0.05
+"""How far above chance (``1 / num_classes``) the accuracy of a ``silent`` trial may be: a network
+that never fires predicts the same class for every image, and that class's share of the
+validation split may sit a little above ``1 / num_classes``."""
+
+
+def silence(record: Mapping[str, Any], num_classes: int, spiking: bool) -> str | None:
+    """Why a finished trial is ``silent`` (never fires, chance accuracy), or None when it is not.
+
+    Silent: a spiking model whose calibration batch fires no spike anywhere (``firing_rate`` 0)
+    or triggers no synaptic operation (``sops`` 0), and whose accuracy is at chance level,
+    ``val_acc <= 1 / num_classes + CHANCE_MARGIN``. Such a trial is recorded as ``silent``, never
+    ``ok``, so that its 0 SOPs never place it on a Pareto front.
+    """
+    if not spiking:
+        return None
+    rate, sops, acc = (finite_or_none(record.get(k)) for k in ("firing_rate", "sops", "val_acc"))
+    if acc is None or acc > 1.0 / num_classes + CHANCE_MARGIN or (rate != 0.0 and sops != 0.0):
+        return None
+    return (
+        f"the network never fires on the calibration batch (firing rate {rate or 0:g}, {sops or 0:g} SOPs) and its "
+        f"accuracy {acc:.2%} is at chance level (1/{num_classes} + {CHANCE_MARGIN:g}); not a front candidate"
+    )
+
+
 def _reason(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     if isinstance(exc, MemoryError) or "out of memory" in text.lower():
@@ -123,6 +149,7 @@ def empty_record(spec: TrialSpec, *, baseline: str = "") -> Record:
         "epochs": 0,
         "wall_s": 0.0,
         "feasible": None,
+        "curve": [],
     }
 
 
@@ -205,16 +232,13 @@ def run_trial(
 
         from snn_nas.builder import build_model
         from snn_nas.costs import EnergyModel, measure_costs
-        from snn_nas.training import SPLIT_SEED, train_model
+        from snn_nas.training import load_config_data, train_model
 
         config = spec.config()
         device = torch.device("cuda" if spec.gpus > 0 and torch.cuda.is_available() else "cpu")
         if data is None:
-            from snn_nas.data import load_dataset
-
-            data = load_dataset(
-                config.dataset, data_root=config.data_root, image_size=config.image_size, seed=SPLIT_SEED
-            )
+            data = load_config_data(config)
+        data = data.without_test()  # a search ranks on val: reading test inside a trial raises
 
         # 2. the model, and the constraints that hold before training
         try:
@@ -248,6 +272,10 @@ def run_trial(
             record["wall_s"] = time.perf_counter() - started
             record["feasible"] = is_feasible(record, spec.constraints)  # on the latest costs
             record["status"] = "ok" if epoch >= config.epochs else RUNNING
+            silent = silence(record, data.num_classes, genotype.is_spiking) if record["status"] == "ok" else None
+            if silent:  # so that even a last report the scheduler cuts off never says ok
+                record["status"], record["error"] = "silent", silent
+            record["curve"] = [*record["curve"], {"epoch": int(epoch), **{k: record[k] for k in CURVE_KEYS}}]
             emit(record)
 
         result = train_model(model, config, callback=on_epoch, device=device, progress=False, data=data)
@@ -264,7 +292,8 @@ def run_trial(
         return finish("failed", _with_oom_reason(result.error) or "failed")
     if record["epochs"] < config.epochs:  # the engine stopped early without saying why
         return finish("failed", f"training ended after {record['epochs']} of {config.epochs} epochs")
-    return finish("ok", None)
+    silent = silence(record, data.num_classes, genotype.is_spiking)
+    return finish("silent", silent) if silent else finish("ok", None)
 
 
 # ---------------------------------------------------------------------- table rows (driver side)

@@ -1,22 +1,23 @@
-"""Ray Tune runs the trials, Optuna samples them: the only module of snn-nas importing ray or optuna.
+"""Ray Tune runs the trials, Optuna samples them: with ``searcher``, ``study`` and ``scheduler``,
+the only modules of snn-nas importing ray or optuna.
 
-The folder a search writes is described in ``snn_nas.search.layout``.
+The folder a search writes is described in ``snn_nas.search.layout``; what the samplers' study
+and the user's study hold, and why they are two, in ``snn_nas.search.searcher`` and
+``snn_nas.search.study``.
 
-How Optuna stays consistent: trials never raise for a bad candidate (``run_trial`` reports a
-final record with a status). The searcher, a thin subclass of Ray's ``OptunaSearch``, tells
-Optuna COMPLETE with the objective values for ``ok`` trials, PRUNED for trials stopped by ASHA
-(their accuracy is of a lower fidelity) and FAIL for ``failed``, ``diverged`` and ``invalid``
-trials and for trials whose Ray worker died beyond ``max_failures`` retries, so samplers learn
-only from complete evaluations. Constraint violations are set on the Optuna trial
-(``Trial.set_constraint``) where the samplers read them. An architecture is trained once: a
-draw that decodes to an already suggested key is told to Optuna at once and drawn again.
+Order of a search: the experiment's baselines (unless ``baselines=False``) are evaluated at the
+search's fidelity; then the sampled trials run. Before the sampler's own draws, the samplers'
+study is seeded with enqueued trials, handed out first and trained as normal trials: the seed
+designs that are members of the space (``warm_start``), then the best of a training-free
+pre-screen (``prescreen``, ``snn_nas.search.prescreen``).
 
 How a killed search resumes: the driver writes every finished trial to the table at once.
 ``--resume`` restores Ray's experiment (trial states and the searcher with its Optuna trials);
 trials Ray's last snapshot still shows running but the table holds are *replayed*: their
 trainable reports the stored record instead of training again. Unfinished trials start over.
-Without a Ray snapshot (killed within the first seconds) a new Ray run draws the missing trials
-from the same Optuna study.
+The scheduler's rungs are rebuilt from the ``curve`` column of the finished rows. Without a Ray
+snapshot (killed within the first seconds) a new Ray run draws the missing trials from the same
+samplers' study.
 """
 
 from __future__ import annotations
@@ -24,24 +25,22 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sys
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-import optuna
 import ray
 from ray import tune
-from ray.tune.schedulers import ASHAScheduler
+from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 from ray.tune.search import ConcurrencyLimiter
-from ray.tune.search.optuna import OptunaSearch
 
-from snn_nas.search.experiment import Experiment, ExperimentError
+from snn_nas.search.experiment import Experiment
 from snn_nas.search.layout import (
     BASELINE_RUN,
     RAY_DIR,
     SEARCH_RUN,
-    STUDY_FILE,
     SearchError,
     SearchRun,
     check_address,
@@ -49,62 +48,26 @@ from snn_nas.search.layout import (
     search_directory,
 )
 from snn_nas.search.progress import SearchProgress
-from snn_nas.search.results import ResultStore
-from snn_nas.search.trial import (
-    RECORD_KEYS,
-    TrialSpec,
-    error_line,
-    finite_or_none,
-    make_row,
-    run_trial,
-    seen_keys,
-    violations,
+from snn_nas.search.results import ResultStore, parse_curve
+from snn_nas.search.searcher import (
+    SnnOptunaSearch,
+    close_sampler_study,
+    enqueue_first,
+    make_sampler,
+    open_sampler_study,
+    sampler_storage,
+    warnings_quiet,
 )
+from snn_nas.search.study import UserStudy
+from snn_nas.search.trial import RECORD_KEYS, TrialSpec, error_line, make_row, run_trial, seen_keys
 
 logger = logging.getLogger(__name__)
 
 BASELINE_PARAM = "_baseline"
-DUPLICATE_RETRIES = 50
-PENALTY_COST = 1e12  # cost told to Optuna for an invalid architecture before any trial completed
-RANDOM_AFTER_DUPLICATES = 3  # after this many duplicate draws of the sampler, draw at random
 LOCAL_OBJECT_STORE_BYTES = 256 * 1024**2
 
 
-# ---------------------------------------------------------------------- Optuna side
-def make_sampler(experiment: Experiment) -> optuna.samplers.BaseSampler:
-    """The Optuna sampler of the experiment, seeded (constraints reach it through the trials)."""
-    options: dict[str, Any] = dict(experiment.sampler_options)
-    if experiment.sampler == "nsga2":
-        options.setdefault("population_size", max(4, min(50, experiment.trials // 4)))
-    classes = {
-        "tpe": optuna.samplers.TPESampler,
-        "nsga2": optuna.samplers.NSGAIISampler,
-        "gp": optuna.samplers.GPSampler,
-        "random": optuna.samplers.RandomSampler,
-    }
-    try:
-        with warnings_quiet():
-            return classes[experiment.sampler](seed=experiment.seed, **options)
-    except (TypeError, ValueError) as exc:
-        raise ExperimentError(
-            f"{experiment.source or experiment.name}: sampler_options: "
-            f"not accepted by the {experiment.sampler} sampler ({exc})"
-        ) from None
-
-
-@contextlib.contextmanager
-def warnings_quiet() -> Iterator[None]:
-    """Silence Optuna's experimental-feature warnings and Ray's define-by-run timing warning
-    (the space's ``suggest`` talks to the study's sqlite storage once per label)."""
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        warnings.filterwarnings("ignore", message="Define-by-run function passed")
-        warnings.filterwarnings("ignore", message="All-NaN slice encountered")  # ASHA on a failed trial
-        yield
-
-
+# ---------------------------------------------------------------------- helpers
 @contextlib.contextmanager
 def _environment(**values: str) -> Iterator[None]:
     """Set environment variables for the duration of the block (Ray reads some at call time)."""
@@ -118,142 +81,6 @@ def _environment(**values: str) -> Iterator[None]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
-
-
-class SnnOptunaSearch(OptunaSearch):
-    """Ray's ``OptunaSearch`` that tells Optuna each trial's state from its ``status``.
-
-    ``ok`` -> COMPLETE with the objectives (FAIL when one is not finite); ``running`` (stopped by
-    the scheduler) -> PRUNED; ``invalid`` (ruled out by the space or the constraints, not trained)
-    -> COMPLETE with penalty values worse than every result so far, so that the samplers learn to
-    avoid it; anything else, or a trial that errored -> FAIL. The trial's key,
-    status, error, costs and constraint violations are stored as user attributes.
-    """
-
-    def __init__(
-        self,
-        *args: Any,
-        decode: Any = None,
-        constraints: tuple[tuple[str, float], ...] = (),
-        seen: set[str] | None = None,
-        results_dir: str = "",
-        random_seed: int = 0,
-        **kwargs: Any,
-    ) -> None:
-        self._decode = decode
-        self._results_dir = results_dir
-        self._constraint_limits = tuple(constraints)
-        self._seen: set[str] = set(seen or ())  # keys of the architectures suggested so far
-        self._worst: dict[str, float] = {}  # worst objective values of completed trials
-        self._seed_base = int(random_seed)  # seeds the random draws that replace repeated duplicates
-        super().__init__(*args, **kwargs)
-
-    def restore(self, checkpoint_path: str) -> None:
-        """Ray's snapshot of the searcher, plus the keys of every trial in the result table (some
-        may have finished after the snapshot), so that a resumed search draws no duplicate."""
-        super().restore(checkpoint_path)
-        if self._results_dir:
-            self._seen |= seen_keys(ResultStore(self._results_dir).rows())
-
-    def _key(self, config: dict) -> str | None:
-        if self._decode is None:
-            return None
-        try:
-            return self._decode(config).key()
-        except Exception:  # invalid samples are evaluated (quickly) and recorded as invalid
-            return None
-
-    def suggest(self, trial_id: str) -> dict | None:
-        """A sample whose architecture has not been suggested before (up to ``DUPLICATE_RETRIES``
-        draws). A duplicate draw is told to Optuna at once as FAIL (user attribute
-        ``duplicate_of``), so the samplers learn from each architecture once."""
-        config = super().suggest(trial_id)
-        for attempt in range(DUPLICATE_RETRIES):
-            key = self._key(config) if config is not None else None
-            if key is None or key not in self._seen:
-                break
-            ot_trial = self._ot_trials.pop(trial_id)
-            try:
-                ot_trial.set_user_attr("duplicate_of", key)
-                self._ot_study.tell(ot_trial, None, state=optuna.trial.TrialState.FAIL)
-            except Exception as exc:
-                logger.debug("optuna: could not tell duplicate draw: %s", exc)
-            if attempt < RANDOM_AFTER_DUPLICATES:
-                config = super().suggest(trial_id)
-            else:  # the model sampler keeps proposing known architectures: explore at random instead
-                config = self._suggest_at_random(trial_id, attempt)
-        key = self._key(config) if config is not None else None
-        if key is not None:
-            self._seen.add(key)
-        return config
-
-    def _worst_seen(self, values: list[float]) -> None:
-        for metric, mode, value in zip(self._metric, self._mode, values, strict=True):
-            worst = self._worst.get(metric, value)
-            self._worst[metric] = max(worst, value) if mode == "min" else min(worst, value)
-
-    def _penalty_values(self) -> list[float]:
-        """Objective values worse than every completed trial's (accuracy 0, costs 10x + 1)."""
-        values = []
-        for metric, mode in zip(self._metric, self._mode, strict=True):
-            worst = self._worst.get(metric)
-            if mode == "max":
-                values.append(0.0 if worst is None else min(0.0, worst))
-            else:
-                values.append(PENALTY_COST if worst is None else 10.0 * worst + 1.0)
-        return values
-
-    def _suggest_at_random(self, trial_id: str, attempt: int) -> dict | None:
-        sampler = self._ot_study.sampler
-        seed = (self._seed_base + len(self._ot_study.trials) * 1009 + attempt) % 2**32
-        self._ot_study.sampler = optuna.samplers.RandomSampler(seed=seed)
-        try:
-            return super().suggest(trial_id)
-        finally:
-            self._ot_study.sampler = sampler
-
-    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
-        if trial_id in self._completed_trials or trial_id not in self._ot_trials:
-            return
-        ot_trial = self._ot_trials[trial_id]
-        result = result or {}
-        status = result.get("status")
-        state, values = optuna.trial.TrialState.FAIL, None
-        if not error and status == "ok":
-            values = [finite_or_none(result.get(m)) for m in self._metric]
-            if all(v is not None for v in values):
-                state = optuna.trial.TrialState.COMPLETE
-            else:
-                values = None
-        elif not error and status in ("running", "stopped"):
-            state = optuna.trial.TrialState.PRUNED
-        elif not error and status == "invalid":
-            # An architecture the space or the constraints rule out: told as a worst-case result so
-            # that the sampler learns to avoid that region (a FAIL would be ignored by TPE and GP).
-            state, values = optuna.trial.TrialState.COMPLETE, self._penalty_values()
-        if state == optuna.trial.TrialState.COMPLETE and status == "ok":
-            self._worst_seen(values)
-        attrs = {
-            "ray_trial_id": trial_id,
-            "status": "failed" if error else ("stopped" if status == "running" else status),
-            "key": result.get("key"),
-            "error": result.get("error"),
-        }
-        for metric in ("sops", "macs", "energy_uj", "params", "firing_rate", "epochs"):
-            attrs[metric] = finite_or_none(result.get(metric))
-        if self._constraint_limits:
-            attrs["constraints"] = violations(result, self._constraint_limits)
-        try:
-            for name, value in attrs.items():
-                if value is not None:
-                    ot_trial.set_user_attr(name, value)
-            if self._constraint_limits:
-                for (metric, _), value in zip(self._constraint_limits, attrs["constraints"], strict=True):
-                    ot_trial.set_constraint(f"max_{metric}", value)
-            self._ot_study.tell(ot_trial, values, state=state)
-        except Exception as exc:  # e.g. the trial was told before the search was killed
-            logger.debug("optuna: could not tell trial %s: %s", trial_id, exc)
-        self._completed_trials.add(trial_id)
 
 
 # ---------------------------------------------------------------------- the trainable
@@ -303,14 +130,18 @@ class _RecordTrials(tune.Callback):
                  experiment: Experiment, show: bool, baselines: bool) -> None:  # fmt: skip
         self.directory, self.space, self.spec, self.title, self.total = str(directory), space, spec, title, total
         self.metrics, self.modes, self.show, self.baselines = experiment.metrics, experiment.modes, show, baselines
+        self.name, self.constraints = experiment.name, experiment.constraints
         self._store: ResultStore | None = None
         self._progress: SearchProgress | None = None
+        self._study: UserStudy | None = None
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_store": None, "_progress": None}
+        return {**self.__dict__, "_store": None, "_progress": None, "_study": None}
 
     def setup(self, **info: Any) -> None:
         self._store = ResultStore(self.directory)
+        self._study = open_user_study(Path(self.directory), self.name, self.metrics, self.modes, self.space,
+                                      self.constraints, self._store.rows())  # fmt: skip
         self._progress = SearchProgress(
             self.title, self.total, self.metrics, self.modes, enabled=self.show, baselines=self.baselines
         )
@@ -344,15 +175,20 @@ class _RecordTrials(tune.Callback):
             self.setup()
         assert self._store is not None
         result = dict(trial.last_result or {})
+        sample = dict(trial.config or {})
+        baseline = str(sample.pop(BASELINE_PARAM, "") or "")
         if result.get("replayed") and trial.trial_id in self._store:
             row = self._store.get(trial.trial_id)
         else:
-            sample = dict(trial.config or {})
-            baseline = str(sample.pop(BASELINE_PARAM, "") or "")
             row = make_row(
                 trial.trial_id, sample, result, space=self.space, spec=self.spec, baseline=baseline, error=error
             )
             row = self._store.record(row)
+        if self._study is not None and row is not None:
+            try:
+                self._study.add(row, None if baseline else sample)
+            except Exception as exc:  # the table holds the row; the study is re-synced on resume
+                logger.warning("could not add trial %s to the Optuna study: %s", trial.trial_id, exc)
         if self._progress is not None and row is not None:
             self._progress.trial_finished(row)
 
@@ -418,10 +254,23 @@ def _check_resources(experiment: Experiment) -> None:
 
 
 # ---------------------------------------------------------------------- the search
-def _study_storage(directory: Path) -> optuna.storages.RDBStorage:
-    return optuna.storages.RDBStorage(
-        f"sqlite:///{directory / STUDY_FILE}", engine_kwargs={"connect_args": {"timeout": 60}}
-    )
+def open_user_study(
+    directory: Path,
+    name: str,
+    metrics: list[str],
+    modes: list[str],
+    space: Any,
+    constraints: tuple[tuple[str, float], ...],
+    rows: list[dict[str, Any]],
+) -> UserStudy | None:
+    """The user's study, with every table row mirrored (rows recorded before a crash included)."""
+    try:
+        study = UserStudy(directory, name, metrics, modes, space, constraints)
+        study.sync(rows)
+    except Exception as exc:  # never lose a search over its mirror; the table is the record
+        logger.warning("the Optuna study %s cannot be written: %s", directory, exc)
+        return None
+    return study
 
 
 def _run_config(directory: Path, name: str, callback: _RecordTrials, experiment: Experiment) -> tune.RunConfig:
@@ -457,17 +306,57 @@ def _run_baselines(experiment: Experiment, directory: Path, space: Any, spec: Tr
     return grid.num_terminated + grid.num_errors >= len(todo)
 
 
-def _scheduler(experiment: Experiment) -> ASHAScheduler | None:
-    if experiment.scheduler.kind != "asha":
+def _scheduler(experiment: Experiment, finished: list[dict[str, Any]]) -> TrialScheduler | None:
+    """The experiment's scheduler; ``moasha``'s rungs hold the curves of ``finished`` rows (a
+    resumed search decides like the uninterrupted one). Rungs count epochs (``epoch``), which a
+    replayed trial reports too."""
+    kind = experiment.scheduler.kind
+    if kind == "none":
         return None
-    return ASHAScheduler(
-        time_attr="training_iteration",
-        metric="val_acc",
-        mode="max",
-        max_t=experiment.train_config().epochs,
+    max_t = experiment.train_config().epochs
+    if kind == "asha":
+        return ASHAScheduler(
+            time_attr="epoch",
+            metric="val_acc",
+            mode="max",
+            max_t=max_t,
+            grace_period=experiment.scheduler.grace_period,
+            reduction_factor=experiment.scheduler.reduction_factor,
+        )
+    from snn_nas.search.scheduler import MOASHAScheduler
+
+    history = [(str(row["trial_id"]), _history_curve(row)) for row in finished]
+    return MOASHAScheduler(
+        experiment.metrics,
+        experiment.modes,
+        max_t=max_t,
         grace_period=experiment.scheduler.grace_period,
         reduction_factor=experiment.scheduler.reduction_factor,
+        time_attr="epoch",
+        history=[(tid, curve) for tid, curve in history if curve],
     )
+
+
+def _history_curve(row: dict[str, Any]) -> list[dict[str, Any]]:
+    """The per-epoch values of a finished row, with its constant objectives (params, T) filled in."""
+    constant = {k: row.get(k) for k in ("params", "time_steps", "macs_per_step") if row.get(k) is not None}
+    return [{**constant, **point} for point in parse_curve(row.get("curve"))]
+
+
+def _first_trials(experiment: Experiment, directory: Path, space: Any, spec: TrialSpec, show: bool) -> None:
+    """Enqueue the warm-start designs, then the pre-screen's pick, into a fresh samplers' study."""
+    study = open_sampler_study(directory, experiment)
+    if study.get_trials(deepcopy=False):
+        return  # a restart: what was enqueued is there (handed out or still waiting)
+    from snn_nas.search.prescreen import prescreen_samples, warm_start_samples
+
+    warm = warm_start_samples(experiment, space)
+    enqueue_first(study, [sample for _, sample in warm], "warm_start")
+    if show and warm:
+        print(f"warm start: {', '.join(name for name, _ in warm)} first", file=sys.stderr, flush=True)
+    if experiment.prescreen.enabled:
+        picked = prescreen_samples(experiment, space, spec, exclude={space.decode(s).key() for _, s in warm}, show=show)
+        enqueue_first(study, picked, "prescreen")
 
 
 def _run_trials(experiment: Experiment, directory: Path, space: Any, spec: TrialSpec, resume: bool, show: bool) -> bool:
@@ -481,10 +370,12 @@ def _run_trials(experiment: Experiment, directory: Path, space: Any, spec: Trial
         replay = {tid: {k: v for k, v in row.items() if k in RECORD_KEYS} for tid, row in finished.items()}
         trainable = _trainable(space, spec, replay)
         tuner = tune.Tuner.restore(str(path), trainable=trainable, resume_unfinished=True, resume_errored=False)
+        _reseed_scheduler(tuner, experiment, list(finished.values()))
     else:
         remaining = experiment.trials - len(finished)
         if remaining <= 0:
             return True
+        _first_trials(experiment, directory, space, spec, show)
         searcher = SnnOptunaSearch(
             space=space.suggest,
             decode=space.decode,
@@ -493,7 +384,7 @@ def _run_trials(experiment: Experiment, directory: Path, space: Any, spec: Trial
             metric=experiment.metrics,
             mode=experiment.modes,
             sampler=make_sampler(experiment),
-            storage=_study_storage(directory),
+            storage=sampler_storage(directory),
             study_name=experiment.name,
             constraints=experiment.constraints,
             random_seed=experiment.seed,
@@ -502,7 +393,7 @@ def _run_trials(experiment: Experiment, directory: Path, space: Any, spec: Trial
             _trainable(space, spec, {}),
             tune_config=tune.TuneConfig(
                 search_alg=ConcurrencyLimiter(searcher, max_concurrent=experiment.max_concurrent),
-                scheduler=_scheduler(experiment),
+                scheduler=_scheduler(experiment, list(finished.values())),
                 num_samples=remaining,
                 reuse_actors=True,
                 trial_dirname_creator=_trial_dirname,
@@ -514,13 +405,14 @@ def _run_trials(experiment: Experiment, directory: Path, space: Any, spec: Trial
     return grid.num_terminated + grid.num_errors == len(grid) and len(recorded) >= experiment.trials
 
 
-def _close_study(directory: Path, name: str) -> None:
-    """After a complete search, Optuna trials still RUNNING were orphaned by a kill: mark them FAIL."""
-    with contextlib.suppress(KeyError):
-        study = optuna.load_study(study_name=name, storage=_study_storage(directory))
-        for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-            with contextlib.suppress(Exception):
-                study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+def _reseed_scheduler(tuner: Any, experiment: Experiment, finished: list[dict[str, Any]]) -> None:
+    """Ray restores the scheduler from its pickle at the start of the search: give it the rungs
+    of the trials that finished since (from their curves)."""
+    scheduler = _scheduler(experiment, finished)
+    internal = getattr(tuner, "_local_tuner", None)
+    config = getattr(internal, "_tune_config", None) if internal is not None else None
+    if scheduler is not None and config is not None:
+        config.scheduler = scheduler
 
 
 def run_search(
@@ -529,7 +421,7 @@ def run_search(
     results_dir: str | Path = "results",
     address: str | None = None,
     resume: bool = False,
-    baselines: bool = False,
+    baselines: bool = True,
     progress: bool = True,
     num_cpus: int | None = None,
     verbose: bool = False,
@@ -539,8 +431,8 @@ def run_search(
 
     ``address``: an existing Ray cluster (``"auto"``, ``"HOST:6379"``, ``"ray://HOST:10001"``);
     None starts a local Ray instance with ``num_cpus`` (default: all). ``resume``: continue the
-    search in that folder (finished trials are kept and not run again). ``baselines``: also
-    evaluate the experiment's seed presets at the same fidelity (rows with ``baseline`` set).
+    search in that folder (finished trials are kept and not run again). ``baselines``: evaluate
+    the experiment's seed presets at the same fidelity first (rows with ``baseline`` set).
     ``space``: a ``SearchSpace`` to use instead of loading ``experiment.space`` (pickled to the
     workers). Returns a ``SearchRun``; ``complete`` is False when the search was interrupted.
     """
@@ -566,6 +458,6 @@ def run_search(
         if complete:  # not after Ctrl-C during the baselines
             complete = _run_trials(experiment, directory, space, spec, resume, progress)
         if complete:
-            _close_study(directory, experiment.name)
+            close_sampler_study(directory, experiment.name)
     table = ResultStore(directory).frame()
     return SearchRun(directory=directory, table=table, complete=complete, wall_s=time.perf_counter() - started)

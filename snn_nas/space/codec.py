@@ -1,9 +1,16 @@
 """Samples <-> genotypes: ``decode`` (with the checks that name the offending label) and its
-inverse ``encode`` for members of a space."""
+inverse ``encode`` for members of a space.
+
+``decode`` returns canonical genotypes (``Genotype.canonical`` at the space's ``image_size``), so
+samples that build the same network share one key; ``encode`` maps any member (canonical or not)
+to the sample of its canonical genotype, preferring the canonical value of a label and otherwise
+the first choice equivalent to it (``stage2.skip_source: block`` when a space offers no
+``stage`` for a depth-1 stage)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from snn_nas.genotype import AxisMixer, Cell, Genotype, GenotypeError, Neuron, Stage
@@ -108,8 +115,12 @@ def _cell(space: SearchSpace, values: dict[str, Any], s: int, width: int) -> Cel
     return Cell(input_ops=inputs, node_ops=edges)
 
 
-def decode(space: SearchSpace, sample: Mapping[str, Any]) -> Genotype:
-    """The genotype of ``sample``; ``SpaceError`` naming the label for invalid combinations."""
+def decode(space: SearchSpace, sample: Mapping[str, Any], *, canonical: bool = True) -> Genotype:
+    """The genotype of ``sample``; ``SpaceError`` naming the label for invalid combinations.
+
+    ``canonical``: return ``genotype.canonical(space.image_size)`` (the default), so that samples
+    building the same network share a key; ``False`` returns the genotype the labels spell out.
+    """
     values = resolve_values(space, sample)
     where = f"space {space.name!r}"
     n, patch = values["num_stages"], values["patch_size"]
@@ -158,7 +169,7 @@ def decode(space: SearchSpace, sample: Mapping[str, Any]) -> Genotype:
         )
     neuron = Neuron(**{k: values[f"neuron.{k}"] for k in NEURON_FIELDS}) if spiking else Neuron()
     try:
-        return Genotype(
+        genotype = Genotype(
             stages=tuple(stages),
             family=space.family,
             time_steps=values["time_steps"],
@@ -169,6 +180,7 @@ def decode(space: SearchSpace, sample: Mapping[str, Any]) -> Genotype:
         )
     except GenotypeError as exc:
         raise SpaceError(f"{where}: the sample does not decode to a valid genotype: {exc}") from None
+    return genotype.canonical(space.image_size) if canonical else genotype
 
 
 def _candidates(g: Genotype) -> dict[str, Any]:
@@ -226,8 +238,46 @@ def _factor_widths(space: SearchSpace, g: Genotype, fail: Any) -> dict[str, Any]
     )
 
 
+def _with_value(g: Genotype, label: str, value: Any) -> Genotype | None:
+    """``g`` with the gene behind ``label`` set to ``value``, for the labels a canonical rewrite
+    touches (``drop_path``, a stage's skips, a group LIF's group / scan / output); None for other
+    labels or when the result is not a valid genotype."""
+    parts = label.split(".")
+    try:
+        if label == "drop_path":
+            return replace(g, drop_path=float(value))
+        if len(parts) < 2 or not parts[0].startswith("stage") or not parts[0][5:].isdigit():
+            return None
+        s = int(parts[0][5:]) - 1
+        stage = g.stages[s]
+        if parts[1:] in (["skip_source"], ["skip_paths"]):
+            stage = replace(stage, **{parts[1]: value})
+        elif len(parts) == 3 and parts[1] in ("token_h", "token_w") and parts[2] in ("group", "scan", "output"):
+            stage = replace(stage, **{parts[1]: replace(getattr(stage, parts[1]), **{parts[2]: value})})
+        else:
+            return None
+        return replace(g, stages=(*g.stages[:s], stage, *g.stages[s + 1 :]))
+    except (GenotypeError, IndexError, TypeError, ValueError):
+        return None
+
+
+def _pick(dim: Any, value: Any, canonical: Genotype, image_size: int) -> Any:
+    """The choice of ``dim`` that spells ``value`` of the canonical genotype: ``value`` itself, else
+    the first choice that ``Genotype.canonical`` maps to the same genotype; None if none does."""
+    index = dim.index(value)
+    if index is not None:
+        return dim.choices[index]
+    for choice in dim.choices:
+        other = _with_value(canonical, dim.label, choice)
+        if other is not None and other.canonical(image_size) == canonical:
+            return choice
+    return None
+
+
 def encode(space: SearchSpace, g: Genotype) -> dict[str, Any]:
-    """The sample (active searchable labels) that decodes to ``g``; ``SpaceError`` if none does."""
+    """The sample (active searchable labels) that decodes to ``g.canonical(space.image_size)``;
+    ``SpaceError`` if none does. ``g`` itself may be canonical or not (a depth-1 stage with
+    ``skip_source`` ``block``, a group equal to its stage's side, ...)."""
     if not isinstance(g, Genotype):
         raise SpaceError(f"space {space.name!r}: encode needs a Genotype, got {type(g).__name__}")
 
@@ -236,26 +286,32 @@ def encode(space: SearchSpace, g: Genotype) -> dict[str, Any]:
 
     if g.family != space.family:
         raise fail("family", f"{g.family!r} but the space is of family {space.family!r}")
-    wanted = _candidates(g)
-    wanted.update(_factor_widths(space, g, fail))
+    try:
+        canonical = g.canonical(space.image_size)
+    except GenotypeError as exc:
+        raise fail("patch_size", str(exc)) from None
+    wanted = _candidates(canonical)
+    wanted.update(_factor_widths(space, canonical, fail))
     values: dict[str, Any] = {}
     for dim in space.all_dimensions:
         if not dim.is_active(values):
             continue
         if dim.label not in wanted:
             raise fail(dim.label, "the genotype has no such part")
-        index = dim.index(wanted[dim.label])
-        if index is None:
+        choice = _pick(dim, wanted[dim.label], canonical, space.image_size)
+        if choice is None:
             raise fail(dim.label, f"{format_value(wanted[dim.label])} is not one of {_choices_text(dim.choices)}")
-        values[dim.label] = dim.choices[index]
+        values[dim.label] = choice
     sample = {d.label: values[d.label] for d in space.dimensions if d.label in values}
     try:
         back = decode(space, sample)
     except SpaceError as exc:
         raise fail("sample", str(exc)) from None
-    if back != g:
+    if back != canonical:
         differs = [
-            k for k in ("family", "time_steps", "neuron", "drop_path", "stages") if getattr(back, k) != getattr(g, k)
+            k
+            for k in ("family", "time_steps", "neuron", "drop_path", "stages")
+            if getattr(back, k) != getattr(canonical, k)
         ]
         raise fail(", ".join(differs), "fixed by the space to other values (e.g. " + back.summary() + ")")
     return sample

@@ -13,10 +13,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from snn_nas.jsonutil import read_text
 from snn_nas.space.dimension import SpaceError
 from snn_nas.space.search_space import SearchSpace
+from snn_nas.yamlutil import load_yaml
 
 REPO_SPACES_DIR = Path(__file__).resolve().parents[2] / "search_spaces"
 SUFFIXES = (".yaml", ".yml")
@@ -42,11 +42,12 @@ def _shipped_text(name: str) -> tuple[str, str] | None:
 
 
 def parse_yaml(text: str, source: str, default_name: str) -> SearchSpace:
-    """A space from the text of a space file; ``source`` names it in error messages."""
-    try:
-        data: Any = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise SpaceError(f"{source}: not valid YAML: {exc}") from None
+    """A space from the text of a space file; ``source`` names it in error messages.
+
+    The YAML is read strictly (``snn_nas.yamlutil``): a key written twice and ``.nan`` / ``.inf``
+    are errors naming the line.
+    """
+    data: Any = load_yaml(text, source, error=SpaceError)
     if data is None:
         raise SpaceError(f"{source}: the file is empty; a space needs at least image_size, num_stages and stage depths")
     return SearchSpace.from_dict(data, source=source, default_name=default_name)
@@ -63,10 +64,7 @@ def load_space(path: str | os.PathLike[str]) -> SearchSpace:
     if given.is_dir():
         raise SpaceError(f"{given}: is a directory; give a space file (.yaml) or a shipped name: {shipped_spaces()}")
     if given.is_file():
-        try:
-            text = given.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise SpaceError(f"{given}: cannot be read: {exc}") from None
+        text = read_text(given, what="space file", error=SpaceError)
         return parse_yaml(text, str(given), given.stem)
     name = given.name[: -len(given.suffix)] if given.suffix in SUFFIXES else given.name
     found = _shipped_text(name) if len(given.parts) == 1 else None

@@ -20,6 +20,7 @@ most specific key of a section wins, and a stage section wins over stage_default
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
@@ -78,10 +79,10 @@ def _integer(low: int, high: int | None = None, forbid: tuple[int, ...] = ()) ->
 
 
 def _number(low: float, *, low_open: bool, high: float | None = None) -> Check:
-    text = f"a number {'>' if low_open else '>='} {low:g}" + ("" if high is None else f" and < {high:g}")
+    text = f"a finite number {'>' if low_open else '>='} {low:g}" + ("" if high is None else f" and < {high:g}")
 
     def check(value: Any) -> str | None:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             return text
         if value < low or (low_open and value == low) or (high is not None and value >= high):
             return text

@@ -12,6 +12,7 @@ import numpy as np
 
 from snn_nas.genotype import Genotype
 from snn_nas.space import codec
+from snn_nas.space.checks import check_space
 from snn_nas.space.counting import count_configurations
 from snn_nas.space.dimension import Dimension, SpaceError
 from snn_nas.space.schema import parse_space
@@ -43,11 +44,7 @@ class SearchSpace:
     def from_dict(cls, data: Any, *, source: str = "<mapping>", default_name: str = "space") -> SearchSpace:
         """Build a space from the mapping a space file holds; ``SpaceError`` for bad content."""
         space = cls(**parse_space(data, source, default_name))
-        if space.size() == 0:
-            raise SpaceError(
-                f"{source}: the space has no valid configuration at image_size {space.image_size} "
-                "(check group sizes, widths versus cell.nodes, and patch_size)"
-            )
+        check_space(space, source)  # zero-wide layers, never-valid choices, no valid configuration
         return space
 
     # ------------------------------------------------------------------ listing
@@ -85,6 +82,16 @@ class SearchSpace:
     def _size(self) -> int:
         return count_configurations(self)
 
+    def canonical_size(self) -> int:
+        """Exact number of distinct genotypes (keys) the samples decode to: ``size()`` less the
+        configurations that build the same network as another (``Genotype.canonical`` at the
+        space's ``image_size``; see ``snn_nas.space.counting``). ``canonical_size() <= size()``."""
+        return self._canonical_size
+
+    @cached_property
+    def _canonical_size(self) -> int:
+        return count_configurations(self, canonical=True)
+
     # ------------------------------------------------------------------ sampling
     def _walk(self, pick: Callable[[Dimension], Any]) -> dict[str, Any]:
         values: dict[str, Any] = {}
@@ -121,18 +128,24 @@ class SearchSpace:
         return self._walk(lambda d: trial.suggest_categorical(d.label, list(d.choices)))
 
     # ------------------------------------------------------------------ samples <-> genotypes
-    def decode(self, sample: Mapping[str, Any]) -> Genotype:
+    def decode(self, sample: Mapping[str, Any], *, canonical: bool = True) -> Genotype:
         """The genotype of ``sample``; ``SpaceError`` naming the label for invalid values or
-        combinations (e.g. a cell node with no input, a group larger than its stage's axis)."""
-        return codec.decode(self, sample)
+        combinations (e.g. a cell node with no input, a group larger than its stage's axis).
+
+        The genotype is canonical (``Genotype.canonical(self.image_size)``): samples that build
+        the same network decode to one genotype and key. ``canonical=False``: the genotype the
+        labels spell out, as written."""
+        return codec.decode(self, sample, canonical=canonical)
 
     def encode(self, genotype: Genotype) -> dict[str, Any]:
-        """The sample that decodes to ``genotype``; ``SpaceError`` naming the first label whose
-        value the space does not allow."""
+        """The sample that decodes to ``genotype.canonical(self.image_size)`` (so ``genotype``
+        may be canonical or any genotype building the same network); ``SpaceError`` naming the
+        first label whose value the space does not allow."""
         return codec.encode(self, genotype)
 
     def contains(self, genotype: Genotype) -> bool:
-        """Whether some sample of this space decodes to ``genotype``."""
+        """Whether some sample of this space decodes to ``genotype``'s canonical form (builds
+        the same network at the space's ``image_size``)."""
         try:
             codec.encode(self, genotype)
         except SpaceError:
@@ -141,7 +154,7 @@ class SearchSpace:
 
     # ------------------------------------------------------------------ description
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready description: meta data, size, dimensions and fixed values."""
+        """A JSON-ready description: meta data, sizes (raw and canonical), dimensions and fixed values."""
         return {
             "name": self.name,
             "description": self.description,
@@ -149,6 +162,7 @@ class SearchSpace:
             "image_size": self.image_size,
             "source": self.source,
             "size": self.size(),
+            "canonical_size": self.canonical_size(),
             "dimensions": [d.to_dict() for d in self.dimensions],
             "fixed": self.fixed,
         }

@@ -12,9 +12,16 @@ from typing import TYPE_CHECKING, Any
 from snn_nas.training.config import OPTIMIZERS, ConfigError, TrainConfig
 
 if TYPE_CHECKING:  # pragma: no cover
-    from snn_nas.training.engine import SPLIT_SEED, TrainResult, build_optimizer, resolve_device, train_model
+    from snn_nas.training.engine import (
+        SPLIT_SEED,
+        TrainResult,
+        build_optimizer,
+        load_config_data,
+        resolve_device,
+        train_model,
+    )
 
-_ENGINE = ("SPLIT_SEED", "TrainResult", "build_optimizer", "resolve_device", "train_model")
+_ENGINE = ("SPLIT_SEED", "TrainResult", "build_optimizer", "load_config_data", "resolve_device", "train_model")
 
 __all__ = [
     "OPTIMIZERS",
@@ -23,6 +30,7 @@ __all__ = [
     "TrainConfig",
     "TrainResult",
     "build_optimizer",
+    "load_config_data",
     "resolve_device",
     "train_model",
 ]

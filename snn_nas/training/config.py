@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from snn_nas.errors import SnnNasError
 
 OPTIMIZERS = ("sgd", "adamw")
+TRAIN_ON = ("train", "train+val")
 
 
 class ConfigError(SnnNasError, ValueError):
@@ -28,7 +30,11 @@ class TrainConfig:
     ``image_size`` (None: the dataset's own), ``epochs``, ``batch_size``, ``max_time_steps``
     (cap on the genotype's T; None: no cap), ``max_batches_per_epoch`` (None: all).
     Data: ``dataset`` (registry name, options allowed), ``data_root``, ``num_workers``,
-    ``eval_batch_size``.
+    ``eval_batch_size``, ``val_fraction`` (share of the training data held out as ``val``; None:
+    the dataset's default), ``train_on``: ``train`` (fit on ``train``, report ``val`` every
+    epoch: searches, audits, ``snn-nas train``) or ``train+val`` (fit on all the training
+    data, nothing held out to watch: ``snn-nas retrain``, which reports the test accuracy of
+    the final model).
 
     The defaults are the CPU recipe for ``mnist5k`` (``mlp_spe_micro``: 96 % validation accuracy
     in 5 epochs, seeds 0 and 1).
@@ -53,9 +59,13 @@ class TrainConfig:
     amp: bool = True
     num_workers: int = 0
     data_root: str | None = None
+    val_fraction: float | None = None
+    train_on: str = "train"
 
     def __post_init__(self) -> None:
-        for name in ("lr", "momentum", "weight_decay", "warmup_epochs", "label_smoothing", "subset", "grad_clip"):
+        for name in (
+            "lr", "momentum", "weight_decay", "warmup_epochs", "label_smoothing", "subset", "grad_clip", "val_fraction"
+        ):  # fmt: skip
             value = getattr(self, name)
             if isinstance(value, int) and not isinstance(value, bool):
                 object.__setattr__(self, name, float(value))
@@ -72,6 +82,10 @@ class TrainConfig:
         _int("image_size", self.image_size, 1, optional=True)
         _int("max_time_steps", self.max_time_steps, 1, optional=True)
         _int("max_batches_per_epoch", self.max_batches_per_epoch, 1, optional=True)
+        if self.train_on not in TRAIN_ON:
+            raise ConfigError(f"train_on: {self.train_on!r} is not allowed; choose one of {list(TRAIN_ON)}")
+        if self.val_fraction is not None:
+            _real("val_fraction", self.val_fraction, low=0.0, high=1.0, low_open=True, high_open=True)
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"optimizer: {self.optimizer!r} is not allowed; choose one of {list(OPTIMIZERS)}")
         _real("lr", self.lr, low=0.0, low_open=True)
@@ -121,7 +135,7 @@ def _int(name: str, value: Any, low: int, optional: bool = False) -> None:
 def _real(
     name: str, value: Any, low: float, high: float | None = None, low_open: bool = False, high_open: bool = False
 ) -> None:
-    ok = isinstance(value, float) and value == value  # not NaN
+    ok = isinstance(value, float) and math.isfinite(value)  # NaN and inf are never a setting
     if ok:
         ok = value > low if low_open else value >= low
     if ok and high is not None:
@@ -129,4 +143,4 @@ def _real(
     if not ok:
         lo = f"{'(' if low_open else '['}{low:g}"
         hi = "inf)" if high is None else f"{high:g}{')' if high_open else ']'}"
-        raise ConfigError(f"{name}: {value!r} is out of range; must be a number in {lo}, {hi}")
+        raise ConfigError(f"{name}: {value!r} is out of range; must be a finite number in {lo}, {hi}")

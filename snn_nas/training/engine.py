@@ -20,18 +20,27 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from snn_nas.checkpoint import BEST, LAST, CheckpointError, copy_checkpoint, load_checkpoint, save_checkpoint
+from snn_nas.checkpoint import (
+    BEST,
+    LAST,
+    CheckpointError,
+    copy_checkpoint,
+    load_checkpoint,
+    load_weights,
+    save_checkpoint,
+)
 from snn_nas.data import DataSplits, load_dataset
 from snn_nas.genotype import Genotype
 from snn_nas.training.config import ConfigError, TrainConfig
-from snn_nas.training.loops import Diverged, evaluate, train_one_epoch
+from snn_nas.training.loops import Diverged, EpochStats, evaluate, train_one_epoch
 from snn_nas.training.progress import EpochProgress
 from snn_nas.training.schedule import warmup_cosine
 
-SPLIT_SEED = 0  # the train/validation split of datasets without an official one is fixed
+SPLIT_SEED = 0  # which training images are held out as ``val`` is fixed
 RESUME_MAY_DIFFER = ("num_workers", "data_root", "eval_batch_size", "amp")
 
 Callback = Callable[[int, dict[str, Any]], Any]
+_NOT_HELD_OUT = EpochStats(loss=math.nan, acc=math.nan, images=0, steps=0)  # "val" when training on train+val
 
 
 @dataclass
@@ -40,7 +49,10 @@ class TrainResult:
 
     ``status``: ``ok``, ``diverged`` (NaN/inf loss; ``error`` says where) or ``failed`` (a runtime
     error such as out-of-memory; ``error`` holds it). ``val_acc`` / ``val_loss`` are those of the
-    last completed epoch (0.0 / NaN when none completed); accuracies are fractions.
+    last completed epoch (0.0 / NaN when none completed; NaN when training on ``train+val``,
+    which holds nothing out); ``test_acc`` / ``test_loss`` those of the final model on the test
+    part, measured once after training when asked for (``evaluate_test``), else None.
+    Accuracies are fractions.
     """
 
     status: str
@@ -55,6 +67,8 @@ class TrainResult:
     data: DataSplits
     config: TrainConfig | None = None
     time_steps: int | None = None
+    test_acc: float | None = None
+    test_loss: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -68,11 +82,26 @@ class TrainResult:
             "val_acc": self.val_acc,
             "best_val_acc": self.best_val_acc,
             "val_loss": self.val_loss,
+            "test_acc": self.test_acc,
+            "test_loss": self.test_loss,
             "epochs": self.epochs,
             "time_steps": self.time_steps,
             "wall_s": self.wall_s,
             "history": self.history,
         }
+
+
+def load_config_data(config: TrainConfig, *, download: bool = False) -> DataSplits:
+    """The dataset of ``config``: its name, data root, image size and ``val_fraction``, split by
+    ``SPLIT_SEED`` (the same held-out ``val`` part for every trial, audit and retraining)."""
+    return load_dataset(
+        config.dataset,
+        data_root=config.data_root,
+        image_size=config.image_size,
+        seed=SPLIT_SEED,
+        download=download,
+        val_fraction=config.val_fraction,
+    )
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
@@ -157,8 +186,21 @@ def _make_model(genotype: Genotype | nn.Module, data: DataSplits) -> tuple[nn.Mo
     return model, genotype
 
 
+_RESUME_KEYS = ("optimizer", "scheduler", "history", "best_val_acc", "rng")
+
+
 def _check_resume(state: dict[str, Any], config: TrainConfig, genotype: Genotype | None, path: Path) -> None:
+    missing = [key for key in _RESUME_KEYS if key not in state]
     stored = state["config"]
+    if missing or not isinstance(stored, dict):
+        lacks = f"lacks {missing}" if missing else "has no training config"
+        raise CheckpointError(f"cannot resume from {path}: the checkpoint {lacks}; use a new --out")
+    epoch = state["epoch"]
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or not 0 <= epoch <= config.epochs:
+        raise CheckpointError(
+            f"cannot resume from {path}: it records {epoch!r} completed epochs but the run has {config.epochs}; "
+            "the file is damaged or belongs to another run; use a new --out"
+        )
     differ = sorted(
         k for k, v in config.to_dict().items() if k not in RESUME_MAY_DIFFER and stored.get(k, object()) != v
     )
@@ -181,6 +223,7 @@ def train_model(
     device: str | torch.device | None = None,
     progress: bool = True,
     data: DataSplits | None = None,
+    evaluate_test: bool = False,
 ) -> TrainResult:
     """Train ``genotype`` (or an already built model ``[B, C, H, W] -> [B, K]``) under ``config``.
 
@@ -193,12 +236,18 @@ def train_model(
     from ``out_dir/last.pt`` when present (the config must match, see ``RESUME_MAY_DIFFER``).
     A NaN/inf loss ends the run with status ``diverged``; a runtime error (e.g. out of memory)
     with ``failed``; neither raises.
+
+    Who sees what: the model is fitted on ``data.train`` (``config.train_on == "train"``, and
+    ``val`` is evaluated after every epoch) or on ``train`` + ``val`` (``"train+val"``: nothing
+    is held out, per-epoch ``val_acc`` is NaN and no ``best.pt`` is chosen). ``evaluate_test``:
+    evaluate the final model once on ``data.test`` (``TrainResult.test_acc``); no epoch or
+    checkpoint is ever chosen by it.
     """
     if not isinstance(config, TrainConfig):
         raise ConfigError(f"train_model: config must be a TrainConfig, got {type(config).__name__}")
     dev = resolve_device(device)
     if data is None:
-        data = load_dataset(config.dataset, data_root=config.data_root, image_size=config.image_size, seed=SPLIT_SEED)
+        data = load_config_data(config)
     elif config.image_size is not None and config.image_size != data.image_size:
         raise ConfigError(
             f"image_size: the config asks for {config.image_size} but the given data is {data.image_size}"
@@ -213,7 +262,8 @@ def train_model(
             model.time_steps = min(int(model.time_steps), config.max_time_steps)
         time_steps = getattr(model, "time_steps", None)
 
-        train_set = _training_subset(data.train, config.subset, config.seed)
+        holdout = config.train_on == "train"
+        train_set = _training_subset(data.training_set(include_val=not holdout), config.subset, config.seed)
         loader_gen = torch.Generator().manual_seed(config.seed)
         workers = dict(num_workers=config.num_workers, persistent_workers=config.num_workers > 0)
         train_loader = DataLoader(
@@ -243,18 +293,24 @@ def train_model(
         if resume and last_path is not None and last_path.is_file():
             state = load_checkpoint(last_path, map_location="cpu")
             _check_resume(state, config, geno, last_path)
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
-            if use_amp and state.get("scaler"):
-                scaler.load_state_dict(state["scaler"])
-            start_epoch, history = int(state["epoch"]), list(state["history"])
-            best_acc = float(state["best_val_acc"])
-            rng = state["rng"]
-            torch.set_rng_state(rng["torch"])
-            loader_gen.set_state(rng["loader"])
-            if dev.type == "cuda" and rng.get("cuda") is not None:
-                torch.cuda.set_rng_state(rng["cuda"], dev)
+            load_weights(model, state["model"], last_path)
+            try:
+                optimizer.load_state_dict(state["optimizer"])
+                scheduler.load_state_dict(state["scheduler"])
+                if use_amp and state.get("scaler"):
+                    scaler.load_state_dict(state["scaler"])
+                start_epoch, history = int(state["epoch"]), list(state["history"])
+                best_acc = float(state["best_val_acc"])
+                rng = state["rng"]
+                torch.set_rng_state(rng["torch"])
+                loader_gen.set_state(rng["loader"])
+                if dev.type == "cuda" and rng.get("cuda") is not None:
+                    torch.cuda.set_rng_state(rng["cuda"], dev)
+            except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+                raise CheckpointError(
+                    f"cannot resume from {last_path}: its optimizer, scheduler or random state does not fit "
+                    f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); use a new --out"
+                ) from None
 
         def checkpoint_state(epoch: int) -> dict[str, Any]:
             return {
@@ -304,9 +360,11 @@ def train_model(
                         check_every=check_every,
                         on_step=bar.step,
                     )
-                    val_stats = evaluate(model, val_loader, device=dev, amp=use_amp)
-                    if not math.isfinite(val_stats.loss):
+                    val_stats = evaluate(model, val_loader, device=dev, amp=use_amp) if holdout else _NOT_HELD_OUT
+                    if holdout and not math.isfinite(val_stats.loss):
                         raise Diverged(f"validation loss became {val_stats.loss}")
+                    if not holdout and not math.isfinite(train_stats.loss):
+                        raise Diverged(f"training loss became {train_stats.loss}")
                 except Diverged as exc:
                     status, error = (
                         "diverged",
@@ -333,8 +391,9 @@ def train_model(
                     "time_steps": time_steps,
                 }
                 history.append(metrics)
-                improved = val_stats.acc > best_acc
-                best_acc = max(best_acc, val_stats.acc)
+                improved = holdout and val_stats.acc > best_acc
+                if holdout:
+                    best_acc = max(best_acc, val_stats.acc)
                 if out is not None:
                     save_checkpoint(out / LAST, checkpoint_state(epoch))
                     if improved:
@@ -345,11 +404,18 @@ def train_model(
 
     model.eval()
     last = history[-1] if history else {}
+    test_acc = test_loss = None
+    if evaluate_test and status == "ok" and history:
+        test_loader = DataLoader(
+            data.test, batch_size=config.eval_batch_size, shuffle=False, pin_memory=dev.type == "cuda"
+        )
+        test_stats = evaluate(model, test_loader, device=dev, amp=use_amp)
+        test_acc, test_loss = test_stats.acc, test_stats.loss
     return TrainResult(
         status=status,
         error=error,
         val_acc=float(last.get("val_acc", 0.0)),
-        best_val_acc=max(best_acc, 0.0),
+        best_val_acc=max(best_acc, 0.0) if holdout else math.nan,
         val_loss=float(last.get("val_loss", math.nan)),
         epochs=len(history),
         history=history,
@@ -358,4 +424,6 @@ def train_model(
         data=data,
         config=config,
         time_steps=time_steps,
+        test_acc=test_acc,
+        test_loss=test_loss,
     )

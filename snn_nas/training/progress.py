@@ -61,9 +61,14 @@ class EpochProgress:
     def end_epoch(self, metrics: dict[str, Any]) -> None:
         if self._console is None:
             return
+        val = metrics.get("val_acc")
+        held_out = (
+            f"val loss {metrics['val_loss']:.4f} acc {val:.2%}"
+            if isinstance(val, float) and val == val
+            else "no held-out part (trained on train+val)"
+        )
         self._console.print(
             f"epoch {metrics['epoch']}/{self.total_epochs}: train loss {metrics['train_loss']:.4f} "
-            f"acc {metrics['train_acc']:.2%} | val loss {metrics['val_loss']:.4f} acc {metrics['val_acc']:.2%} "
-            f"| {metrics['epoch_s']:.1f} s",
+            f"acc {metrics['train_acc']:.2%} | {held_out} | {metrics['epoch_s']:.1f} s",
             highlight=False,
         )

@@ -1,0 +1,250 @@
+"""The samplers' side of a search: Optuna samplers behind Ray's ``OptunaSearch``, and their study.
+
+Two Optuna studies sit beside every search (``snn_nas.search.layout``):
+
+* ``sampler.db``, the **samplers' study** (this module). It is what TPE, NSGA-II and GP learn
+  from, so it holds what they need and a person should not read as results: an architecture
+  ruled out by the space or the constraints (status ``invalid``) or one that trained but never
+  fired (``silent``) is told as COMPLETE with *placeholder* values worse than every result so
+  far (a FAIL would be ignored by TPE and GP, which would then keep proposing the region), and
+  a draw of an architecture already suggested is told as FAIL (``duplicate_of``) and drawn
+  again, so that no architecture is trained twice. ``ok`` trials are COMPLETE with their
+  objective values; trials stopped early by the scheduler are PRUNED (their values are of a
+  lower fidelity); ``failed`` and ``diverged`` trials are FAIL. Enqueued trials (warm start,
+  pre-screening) wait here until the sampler hands them out, first in, first out.
+* ``optuna.db``, the **user's study** (``snn_nas.search.study``): one trial per trained or
+  ruled-out architecture, real values only, metric names, constraints in the form
+  optuna-dashboard shows.
+
+Why not one study: placeholders on COMPLETE trials and duplicate FAILs are the price of a sampler
+that avoids invalid regions and never retrains an architecture; a user opening the study in
+optuna-dashboard must not pay it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import optuna
+from ray.tune.search.optuna import OptunaSearch
+
+from snn_nas.search.experiment import Experiment, ExperimentError
+from snn_nas.search.layout import SAMPLER_STUDY_FILE
+from snn_nas.search.results import ResultStore
+from snn_nas.search.trial import finite_or_none, seen_keys, violations
+
+logger = logging.getLogger(__name__)
+
+DUPLICATE_RETRIES = 50
+PENALTY_COST = 1e12  # cost told to the samplers for a ruled-out architecture before any trial completed
+RANDOM_AFTER_DUPLICATES = 3  # after this many duplicate draws of the sampler, draw at random
+RULED_OUT = ("invalid", "silent")  # told to the samplers as worst-case results
+
+
+def make_sampler(experiment: Experiment) -> optuna.samplers.BaseSampler:
+    """The Optuna sampler of the experiment, seeded (constraints reach it through the trials)."""
+    options: dict[str, Any] = dict(experiment.sampler_options)
+    if experiment.sampler == "nsga2":
+        options.setdefault("population_size", max(4, min(50, experiment.trials // 4)))
+    classes = {
+        "tpe": optuna.samplers.TPESampler,
+        "nsga2": optuna.samplers.NSGAIISampler,
+        "gp": optuna.samplers.GPSampler,
+        "random": optuna.samplers.RandomSampler,
+    }
+    try:
+        with warnings_quiet():
+            return classes[experiment.sampler](seed=experiment.seed, **options)
+    except (TypeError, ValueError) as exc:
+        raise ExperimentError(
+            f"{experiment.source or experiment.name}: sampler_options: "
+            f"not accepted by the {experiment.sampler} sampler ({exc})"
+        ) from None
+
+
+@contextlib.contextmanager
+def warnings_quiet() -> Iterator[None]:
+    """Silence Optuna's experimental-feature warnings and Ray's define-by-run timing warning
+    (the space's ``suggest`` talks to the study's sqlite storage once per label)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        warnings.filterwarnings("ignore", message="Define-by-run function passed")
+        warnings.filterwarnings("ignore", message="All-NaN slice encountered")  # ASHA on a failed trial
+        yield
+
+
+def sampler_storage(directory: Path) -> optuna.storages.RDBStorage:
+    return optuna.storages.RDBStorage(
+        f"sqlite:///{directory / SAMPLER_STUDY_FILE}", engine_kwargs={"connect_args": {"timeout": 60}}
+    )
+
+
+def open_sampler_study(directory: Path, experiment: Experiment) -> optuna.Study:
+    """The samplers' study of the search in ``directory`` (created when missing)."""
+    with warnings_quiet():
+        return optuna.create_study(
+            storage=sampler_storage(directory),
+            study_name=experiment.name,
+            directions=["maximize" if mode == "max" else "minimize" for mode in experiment.modes],
+            load_if_exists=True,
+        )
+
+
+def enqueue_first(study: optuna.Study, samples: Iterable[Mapping[str, Any]], source: str) -> int:
+    """Enqueue ``samples`` (flat ``{label: value}`` dicts) so that the sampler hands them out
+    before drawing its own, in order; ``source`` (``warm_start``, ``prescreen``) is kept as a
+    user attribute. Returns how many were enqueued."""
+    count = 0
+    with warnings_quiet():
+        for sample in samples:
+            study.enqueue_trial(dict(sample), user_attrs={"enqueued_by": source}, skip_if_exists=True)
+            count += 1
+    return count
+
+
+class SnnOptunaSearch(OptunaSearch):
+    """Ray's ``OptunaSearch`` on the samplers' study (see the module docstring for what it tells).
+
+    The trial's key, status, error, costs and constraint violations are stored as user
+    attributes of the samplers' trial; constraint violations are set with
+    ``Trial.set_constraint``, where the constrained samplers read them.
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        decode: Any = None,
+        constraints: tuple[tuple[str, float], ...] = (),
+        seen: set[str] | None = None,
+        results_dir: str = "",
+        random_seed: int = 0,
+        **kwargs: Any,
+    ) -> None:
+        self._decode = decode
+        self._results_dir = results_dir
+        self._constraint_limits = tuple(constraints)
+        self._seen: set[str] = set(seen or ())  # keys of the architectures suggested so far
+        self._worst: dict[str, float] = {}  # worst objective values of completed trials
+        self._seed_base = int(random_seed)  # seeds the random draws that replace repeated duplicates
+        super().__init__(*args, **kwargs)
+
+    def restore(self, checkpoint_path: str) -> None:
+        """Ray's snapshot of the searcher, plus the keys of every trial in the result table (some
+        may have finished after the snapshot), so that a resumed search draws no duplicate."""
+        super().restore(checkpoint_path)
+        if self._results_dir:
+            self._seen |= seen_keys(ResultStore(self._results_dir).rows())
+
+    def _key(self, config: dict) -> str | None:
+        if self._decode is None:
+            return None
+        try:
+            return self._decode(config).key()
+        except Exception:  # invalid samples are evaluated (quickly) and recorded as invalid
+            return None
+
+    def suggest(self, trial_id: str) -> dict | None:
+        """A sample whose architecture has not been suggested before (up to ``DUPLICATE_RETRIES``
+        draws). A duplicate draw is told to the samplers' study at once as FAIL (user attribute
+        ``duplicate_of``), so the samplers learn from each architecture once."""
+        config = super().suggest(trial_id)
+        for attempt in range(DUPLICATE_RETRIES):
+            key = self._key(config) if config is not None else None
+            if key is None or key not in self._seen:
+                break
+            ot_trial = self._ot_trials.pop(trial_id)
+            try:
+                ot_trial.set_user_attr("duplicate_of", key)
+                self._ot_study.tell(ot_trial, None, state=optuna.trial.TrialState.FAIL)
+            except Exception as exc:
+                logger.debug("optuna: could not tell duplicate draw: %s", exc)
+            if attempt < RANDOM_AFTER_DUPLICATES:
+                config = super().suggest(trial_id)
+            else:  # the model sampler keeps proposing known architectures: explore at random instead
+                config = self._suggest_at_random(trial_id, attempt)
+        key = self._key(config) if config is not None else None
+        if key is not None:
+            self._seen.add(key)
+        return config
+
+    def _worst_seen(self, values: list[float]) -> None:
+        for metric, mode, value in zip(self._metric, self._mode, values, strict=True):
+            worst = self._worst.get(metric, value)
+            self._worst[metric] = max(worst, value) if mode == "min" else min(worst, value)
+
+    def _penalty_values(self) -> list[float]:
+        """Objective values worse than every completed trial's (accuracy 0, costs 10x + 1)."""
+        values = []
+        for metric, mode in zip(self._metric, self._mode, strict=True):
+            worst = self._worst.get(metric)
+            if mode == "max":
+                values.append(0.0 if worst is None else min(0.0, worst))
+            else:
+                values.append(PENALTY_COST if worst is None else 10.0 * worst + 1.0)
+        return values
+
+    def _suggest_at_random(self, trial_id: str, attempt: int) -> dict | None:
+        sampler = self._ot_study.sampler
+        seed = (self._seed_base + len(self._ot_study.trials) * 1009 + attempt) % 2**32
+        self._ot_study.sampler = optuna.samplers.RandomSampler(seed=seed)
+        try:
+            return super().suggest(trial_id)
+        finally:
+            self._ot_study.sampler = sampler
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        if trial_id in self._completed_trials or trial_id not in self._ot_trials:
+            return
+        ot_trial = self._ot_trials[trial_id]
+        result = result or {}
+        status = result.get("status")
+        state, values = optuna.trial.TrialState.FAIL, None
+        if not error and status == "ok":
+            values = [finite_or_none(result.get(m)) for m in self._metric]
+            if all(v is not None for v in values):
+                state = optuna.trial.TrialState.COMPLETE
+            else:
+                values = None
+        elif not error and status in ("running", "stopped"):
+            state = optuna.trial.TrialState.PRUNED
+        elif not error and status in RULED_OUT:
+            state, values = optuna.trial.TrialState.COMPLETE, self._penalty_values()
+        if state == optuna.trial.TrialState.COMPLETE and status == "ok":
+            self._worst_seen(values)
+        attrs = {
+            "ray_trial_id": trial_id,
+            "status": "failed" if error else ("stopped" if status == "running" else status),
+            "key": result.get("key"),
+            "error": result.get("error"),
+        }
+        for metric in ("sops", "macs", "energy_uj", "params", "firing_rate", "epochs"):
+            attrs[metric] = finite_or_none(result.get(metric))
+        if self._constraint_limits:
+            attrs["constraints"] = violations(result, self._constraint_limits)
+        try:
+            for name, value in attrs.items():
+                if value is not None:
+                    ot_trial.set_user_attr(name, value)
+            if self._constraint_limits:
+                for (metric, _), value in zip(self._constraint_limits, attrs["constraints"], strict=True):
+                    ot_trial.set_constraint(f"max_{metric}", value)
+            self._ot_study.tell(ot_trial, values, state=state)
+        except Exception as exc:  # e.g. the trial was told before the search was killed
+            logger.debug("optuna: could not tell trial %s: %s", trial_id, exc)
+        self._completed_trials.add(trial_id)
+
+
+def close_sampler_study(directory: Path, name: str) -> None:
+    """After a complete search, samplers' trials still RUNNING were orphaned by a kill: mark them
+    FAIL (enqueued trials never handed out stay WAITING)."""
+    with contextlib.suppress(KeyError):
+        study = optuna.load_study(study_name=name, storage=sampler_storage(directory))
+        for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+            with contextlib.suppress(Exception):
+                study.tell(trial.number, state=optuna.trial.TrialState.FAIL)

@@ -1,0 +1,188 @@
+"""The user's Optuna study: ``optuna.db`` beside the results, for optuna-dashboard.
+
+``optuna-dashboard sqlite:///results/<name>/optuna.db`` opens it. It mirrors the result table,
+written by the driver as each row is recorded, one Optuna trial per row (per trained or ruled-out
+architecture, baselines included), and holds only what a person should read:
+
+* the study's metric names are the experiment's objectives (``val_acc``, ``sops`` ...);
+* ``ok`` rows are COMPLETE with their real objective values; rows stopped early by the
+  scheduler are PRUNED; ``invalid`` (ruled out, not trained), ``silent`` (trained but never
+  fired), ``failed`` and ``diverged`` rows are FAIL, with the reason in the ``error`` user
+  attribute. No trial carries a placeholder value, and duplicate draws of the samplers never
+  appear (they live in the samplers' study, ``snn_nas.search.searcher``);
+* per-epoch ``val_acc`` are the trial's intermediate values (from the ``curve`` column);
+* constraint violations ``value / limit - 1`` (<= 0: satisfied) are stored in the system
+  attribute ``constraints`` as a list, where Optuna and optuna-dashboard read them;
+* user attributes: ``trial_id`` (the table's), ``key``, ``summary``, ``status``, ``error``,
+  ``baseline`` and the costs (``sops``, ``macs``, ``energy_uj``, ``params``, ``time_steps``,
+  ``firing_rate``).
+
+Parameters are the trial's sample (``{label: value}`` with the space's categorical choices); a
+baseline preset that is not a member of the space has none. Baselines appear with their
+``baseline`` user attribute, except a non-spiking baseline (family ``snn_mlp``) in a study whose
+objectives count SOPs: it has 0 SOPs because it does all its work in MACs, so on that axis it is
+not comparable and would sit on the dashboard's front (``snn-nas pareto`` compares it on energy).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from snn_nas.search.layout import STUDY_FILE
+from snn_nas.search.results import parse_curve
+from snn_nas.search.searcher import warnings_quiet
+from snn_nas.search.trial import finite_or_none, violations
+
+COST_ATTRS = ("sops", "macs", "energy_uj", "params", "time_steps", "firing_rate", "epochs")
+INT_ATTRS = ("params", "time_steps", "epochs")
+
+
+def user_storage(directory: Path) -> optuna.storages.RDBStorage:
+    return optuna.storages.RDBStorage(
+        f"sqlite:///{directory / STUDY_FILE}", engine_kwargs={"connect_args": {"timeout": 60}}
+    )
+
+
+def trial_state(status: str | None) -> optuna.trial.TrialState:
+    """The Optuna state of a table row's ``status``."""
+    if status == "ok":
+        return optuna.trial.TrialState.COMPLETE
+    if status == "stopped":
+        return optuna.trial.TrialState.PRUNED
+    return optuna.trial.TrialState.FAIL
+
+
+class UserStudy:
+    """The user's study of one search; ``add(row, sample)`` mirrors one table row (idempotent
+    by ``trial_id``)."""
+
+    def __init__(
+        self,
+        directory: Path,
+        name: str,
+        metrics: list[str],
+        modes: list[str],
+        space: Any,
+        constraints: tuple[tuple[str, float], ...] = (),
+    ) -> None:
+        self.metrics, self.modes, self.space, self.constraints = list(metrics), list(modes), space, tuple(constraints)
+        with warnings_quiet():
+            self.study = optuna.create_study(
+                storage=user_storage(directory),
+                study_name=name,
+                directions=["maximize" if mode == "max" else "minimize" for mode in modes],
+                load_if_exists=True,
+            )
+            self.study.set_metric_names(self.metrics)
+        trials = self.study.get_trials(deepcopy=False)
+        self._recorded = {str(t.user_attrs["trial_id"]) for t in trials if "trial_id" in t.user_attrs}
+
+    def __contains__(self, trial_id: object) -> bool:
+        return str(trial_id) in self._recorded
+
+    def sync(self, rows: Iterable[Mapping[str, Any]]) -> int:
+        """Add the rows not yet in the study (after a resume, or a crash between the table and the
+        study write); their samples are recovered from the genotypes. Returns how many were added."""
+        added = 0
+        for row in rows:
+            if str(row.get("trial_id")) not in self._recorded:
+                self.add(row, None)
+                added += 1
+        return added
+
+    def add(self, row: Mapping[str, Any], sample: Mapping[str, Any] | None) -> None:
+        """Mirror ``row`` (a normalised result-table row); ``sample`` is its ``{label: value}``
+        (None: recovered from the row's genotype when the space holds it)."""
+        trial_id = str(row.get("trial_id"))
+        if trial_id in self._recorded or self._incomparable(row):
+            return
+        params, distributions = self._params(row, sample)
+        status = row.get("status")
+        state = trial_state(status)
+        values = None
+        if state == optuna.trial.TrialState.COMPLETE:
+            values = [finite_or_none(row.get(m)) for m in self.metrics]
+            if any(v is None for v in values):  # an ok row without finite objectives is not a result
+                state, values = optuna.trial.TrialState.FAIL, None
+        attrs: dict[str, Any] = {"trial_id": trial_id, "status": status}
+        for name in ("key", "summary", "error", "baseline"):
+            if row.get(name):
+                attrs[name] = str(row[name])
+        for name in COST_ATTRS:
+            value = finite_or_none(row.get(name))
+            if value is not None:
+                attrs[name] = int(value) if name in INT_ATTRS else value
+        system: dict[str, Any] = {}
+        if self.constraints and self._constraints_known(row):
+            system["constraints"] = violations(row, self.constraints)
+        intermediate = {
+            int(point["epoch"]): float(point["val_acc"])
+            for point in parse_curve(row.get("curve"))
+            if point.get("epoch") is not None and _finite(point.get("val_acc"))
+        }
+        trial = optuna.trial.create_trial(
+            state=state,
+            values=values,
+            params=params,
+            distributions=distributions,
+            user_attrs=attrs,
+            system_attrs=system,
+            intermediate_values=intermediate,
+        )
+        with warnings_quiet():
+            self.study.add_trial(trial)
+        self._recorded.add(trial_id)
+
+    def _incomparable(self, row: Mapping[str, Any]) -> bool:
+        """A non-spiking baseline in a study that counts SOPs (see the module docstring)."""
+        if not row.get("baseline") or "sops" not in self.metrics:
+            return False
+        try:
+            return json.loads(str(row.get("genotype"))).get("family") == "snn_mlp"
+        except (ValueError, AttributeError):
+            return False
+
+    def _constraints_known(self, row: Mapping[str, Any]) -> bool:
+        return all(_finite(row.get(metric)) for metric, _ in self.constraints)
+
+    def _params(
+        self, row: Mapping[str, Any], sample: Mapping[str, Any] | None
+    ) -> tuple[dict[str, Any], dict[str, optuna.distributions.BaseDistribution]]:
+        if sample is None:
+            sample = _recover_sample(self.space, row.get("genotype"))
+        params: dict[str, Any] = {}
+        distributions: dict[str, optuna.distributions.BaseDistribution] = {}
+        by_label = getattr(self.space, "by_label", {})
+        for label, value in (sample or {}).items():
+            dim = by_label.get(label)
+            if dim is None or dim.index(value) is None:
+                continue
+            choices = tuple(dim.choices)
+            params[label] = choices[dim.index(value)]
+            distributions[label] = optuna.distributions.CategoricalDistribution(choices)
+        return params, distributions
+
+
+def _recover_sample(space: Any, genotype_json: Any) -> dict[str, Any] | None:
+    if not genotype_json or not isinstance(genotype_json, str):
+        return None
+    from snn_nas.errors import SnnNasError
+    from snn_nas.genotype import Genotype
+
+    try:
+        return space.encode(Genotype.from_dict(json.loads(genotype_json)))
+    except (SnnNasError, ValueError, TypeError):
+        return None
+
+
+def _finite(value: Any) -> bool:
+    try:
+        return math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False
