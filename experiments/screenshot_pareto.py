@@ -6,10 +6,10 @@ Usage::
 
 It runs ``snn-nas pareto RESULTS_DIR`` (which rewrites ``pareto.html`` and the other pareto files
 of that folder), copies the page to a temporary file with a small script that opens the hover
-label of the most accurate search-front point (a static screenshot shows no hover otherwise),
+label of the cheapest search-front point (a static screenshot shows no hover otherwise),
 and renders it with::
 
-    chromium --headless --no-sandbox --disable-gpu ... --screenshot=OUT --window-size=1200,1150 file://PAGE
+    chromium --headless --no-sandbox --disable-gpu ... --screenshot=OUT --window-size=1200,880 file://PAGE
 
 ``docs/img/pareto_page.png`` was made from a real search folder, not a hand-made table: a tiny
 search of the bundled quick experiment with its seed baselines (the default), on 2 CPU cores::
@@ -33,9 +33,9 @@ import tempfile
 from pathlib import Path
 
 CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
-WINDOW = "1200,1150"
+WINDOW = "1200,880"
 
-# opens the hover label of the most accurate point of the "search front" trace once plotly has drawn
+# opens the hover label of the cheapest point of the "search front" trace once plotly has drawn
 HOVER_SCRIPT = """
 <script>
 window.addEventListener("load", function () {
@@ -43,8 +43,8 @@ window.addEventListener("load", function () {
   if (!gd || !gd.data) { return; }
   var i = gd.data.findIndex(function (t) { return t.name === "search front"; });
   if (i < 0) { return; }
-  var ys = gd.data[i].y, best = 0;
-  for (var k = 1; k < ys.length; k++) { if (ys[k] > ys[best]) { best = k; } }
+  var xs = gd.data[i].x, best = 0;
+  for (var k = 1; k < xs.length; k++) { if (xs[k] < xs[best]) { best = k; } }
   Plotly.Fx.hover(gd, [{curveNumber: i, pointNumber: best}]);
 });
 </script>

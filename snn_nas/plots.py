@@ -194,7 +194,8 @@ def pareto_plot_info(analysis: FrontAnalysis, *, title: str = "") -> ParetoPlotI
         comparison = verdicts.get(str(row["key"])) if row["baseline"] else None
         label = ""
         if comparison is not None:
-            label = f"{row['baseline']}: {baseline_verdict(comparison, short=True)}"
+            short = baseline_verdict(comparison, short=True)
+            label = f"{row['baseline']}, 0 SOPs\n{short}" if at is not None else f"{row['baseline']}: {short}"
         elif row["baseline"]:
             label = str(row["baseline"])
         return PlotPoint(
@@ -323,8 +324,8 @@ def draw_pareto_png(info: ParetoPlotInfo, path: str | Path, *, dpi: int = 150) -
         for i, p in enumerate(baselines):
             ax.scatter([p.x], [p.y], s=90, marker="*", c="C3", zorder=4, label="baselines" if i == 0 else None)
             ax.annotate(
-                p.label, (p.x, p.y), textcoords="offset points", xytext=(-9 if right(p) else 9, 0),
-                ha="right" if right(p) else "left", va="center", fontsize=7.5, color="C3",
+                p.label, (p.x, p.y), textcoords="offset points", xytext=(-7, 4) if right(p) else (9, 0),
+                ha="right" if right(p) else "left", va="bottom" if right(p) else "center", fontsize=7.5, color="C3",
             )  # fmt: skip
         if info.off_axis:
             ax.axvline(info.edge_x, color="C1", ls=":", lw=1.0, zorder=1)
@@ -339,10 +340,9 @@ def draw_pareto_png(info: ParetoPlotInfo, path: str | Path, *, dpi: int = 150) -
                 zorder=4,
                 label=NON_SPIKING_LEGEND,
             )
-            for p in info.off_axis:
-                text = p.label or p.key
+            for p in (p for p in info.off_axis if p.label):
                 ax.annotate(
-                    text, (p.x, p.y), textcoords="offset points", xytext=(9, 0), va="center", fontsize=7.5, color="C1"
+                    p.label, (p.x, p.y), textcoords="offset points", xytext=(9, -2), va="top", fontsize=7.5, color="C1"
                 )
         placed = (*info.points, *info.stopped)
         if info.log_x:
@@ -442,13 +442,13 @@ def draw_pareto_html(info: ParetoPlotInfo, path: str | Path) -> Path:
             NON_SPIKING_LEGEND.replace("\n", " "),
             {"color": "#ff7f0e", "size": 11, "symbol": "diamond-open", "line": {"width": 2}},
             mode="markers+text",
-            text=[(p.label or p.key).replace("\n", "<br>") for p in info.off_axis],
-            textposition="middle right",
+            text=[p.label.replace("\n", "<br>") for p in info.off_axis],
+            textposition="bottom right",
             textfont={"color": "#ff7f0e", "size": 12},
         )
     fig.update_layout(
         title=f"{html.escape(info.title)}<br><sub>{_subtitle(info)}</sub>",
-        xaxis={"title": info.x_label, "type": "log" if info.log_x else "linear"},
+        xaxis={"title": info.x_label, "type": "log", "dtick": "D2"} if info.log_x else {"title": info.x_label},
         yaxis={"title": info.y_label},
         template="plotly_white",
         hoverlabel={"align": "left"},

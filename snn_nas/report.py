@@ -211,6 +211,7 @@ class BaselineComparison:
     axis: str = "sops"  # the cost it is compared on: x, or energy_uj for a non-spiking baseline on sops
     dominated_by_front: tuple[str, ...] = ()  # the members of the search front (on ``axis``) among them
     non_spiking: bool = False
+    moved_to_energy: bool = False  # non-spiking on the SOP axis: compared on energy instead
 
     @property
     def dominated(self) -> bool:
@@ -229,6 +230,7 @@ class BaselineComparison:
             "axis": self.axis,
             "cost": self.cost,
             "non_spiking": self.non_spiking,
+            "moved_to_energy": self.moved_to_energy,
             "dominated": self.dominated,
             "dominated_by": list(self.dominated_by),
             "dominated_by_front": list(self.dominated_by_front),
@@ -553,6 +555,7 @@ def compare_baselines(rows: pd.DataFrame, *, x: str, y: str) -> tuple[BaselineCo
                 axis=axis,
                 dominated_by_front=tuple(k for k, d, f in zip(keys_s, dominating, on_front, strict=True) if d and f),
                 non_spiking=not spiking[i],
+                moved_to_energy=axis != x,
             )
         )
     return tuple(sorted(out, key=lambda b: (b.baseline, b.key)))
@@ -567,11 +570,11 @@ def baseline_verdict(b: BaselineComparison, *, short: bool = False) -> str:
     ``short``: a label for plots, e.g. ``dominated (+3.10 pts)``: the margin in points.
     """
     margin, axis = b.margin_points, AXIS_WORDS.get(b.axis, b.axis)
-    on_energy = b.non_spiking and b.axis == NON_SPIKING_AXIS
+    on_energy = b.moved_to_energy
     head = "dominated" if b.dominated else "not dominated"
     if short:
         tail = "no search trial as cheap" if margin is None else f"{margin:+.2f} pts"
-        return ("0 SOPs, on energy: " if on_energy else "") + f"{head} ({tail})"
+        return ("on energy: " if on_energy else "") + f"{head} ({tail})"
     text = "compared on energy (non-spiking: 0 SOPs, all MACs): " if on_energy else ""
     if b.dominated:
         members = b.dominated_by_front or b.dominated_by

@@ -2,14 +2,18 @@
 
 ``retrain(results_dir, rank=K | key=KEY, ...)`` picks a trial (``select_trial``), raises its
 search fidelity to full fidelity (``full_fidelity_config``), trains it with the training engine
-(checkpoints ``last.pt`` / ``best.pt``, resumable), measures its costs on a calibration batch of
-validation images, and writes everything under ``RESULTS_DIR/retrain/<key>/``:
+(checkpoint ``last.pt``, resumable), measures its costs on the search's calibration batch (the
+first validation images), and writes everything under ``RESULTS_DIR/retrain/<key>/``:
 
-* ``last.pt``: the trained model (``snn_nas.load_model(path)`` rebuilds it in eval mode); its
-  validation accuracy is the report's ``val_acc``; ``best.pt``: the best epoch;
-* ``report.json`` and ``report.md``: architecture, accuracy, SOPs, MACs, energy, params, T,
-  training config and curve;
+* ``last.pt``: the trained model (``snn_nas.load_model(path)`` rebuilds it in eval mode);
+* ``report.json`` and ``report.md``: architecture, test accuracy, the search's validation
+  accuracy, SOPs, MACs, energy, params, T, training config and curve;
 * ``training_curve.png``.
+
+Who sees what: the search selected the architecture on ``val``. Retraining fits it on all the
+training data (``train`` + ``val``, ``train_on="train+val"``) and reports the **test accuracy
+of the final model** (``test_acc``), measured once after the last epoch: no epoch and no
+checkpoint is chosen by it, and nothing is held out to choose by, so there is no ``best.pt``.
 """
 
 from __future__ import annotations
@@ -40,8 +44,9 @@ class RetrainResult:
 
     key: str
     status: str
-    val_acc: float
-    best_val_acc: float
+    test_acc: float | None
+    search_val_acc: float | None
+    train_acc: float | None
     sops: float | None
     energy_uj: float | None
     out_dir: str
@@ -98,14 +103,17 @@ def full_fidelity_config(
     epochs: int = DEFAULT_EPOCHS,
     overrides: dict[str, Any] | None = None,
     native_image_size: bool = False,
+    train_on: str = "train+val",
 ) -> Any:
     """The search's ``TrainConfig`` (``fidelity``: JSON text or a dict) at full fidelity.
 
-    Full fidelity: the whole training split (``subset`` 1.0), every batch
-    (``max_batches_per_epoch`` None), the architecture's own T (``max_time_steps`` None) and
-    ``epochs``. Everything else (dataset, image size, batch size, recipe, seed) stays as the
-    search had it. ``overrides`` (TrainConfig field -> value, None values ignored) apply last;
-    ``native_image_size`` sets ``image_size`` to None (the dataset's own size).
+    Full fidelity: all of the chosen training data (``subset`` 1.0; ``train_on``:
+    ``"train+val"`` for a retraining, ``"train"`` for an audit, which keeps ``val`` held out),
+    every batch (``max_batches_per_epoch`` None), the architecture's own T (``max_time_steps``
+    None) and ``epochs``. Everything else (dataset, image size, batch size, recipe, seed,
+    ``val_fraction``) stays as the search had it. ``overrides`` (TrainConfig field -> value,
+    None values ignored) apply last; ``native_image_size`` sets ``image_size`` to None (the
+    dataset's own size).
     """
     from snn_nas.training import TrainConfig
 
@@ -117,7 +125,13 @@ def full_fidelity_config(
         except json.JSONDecodeError as exc:
             raise RetrainError(f"the trial's fidelity column is not valid JSON: {exc}") from None
     base = TrainConfig.from_dict(fidelity) if fidelity else TrainConfig()
-    changes: dict[str, Any] = {"subset": 1.0, "max_batches_per_epoch": None, "max_time_steps": None, "epochs": epochs}
+    changes: dict[str, Any] = {
+        "subset": 1.0,
+        "max_batches_per_epoch": None,
+        "max_time_steps": None,
+        "epochs": epochs,
+        "train_on": train_on,
+    }
     allowed = {f.name for f in fields(TrainConfig)}
     for name, value in (overrides or {}).items():
         if name not in allowed:
@@ -161,7 +175,8 @@ def retrain(
     calibration_images: int | None = None,
     data: Any = None,
 ) -> RetrainResult:
-    """Retrain the chosen trial of ``results_dir`` at full fidelity; see the module docstring.
+    """Retrain the chosen trial of ``results_dir`` at full fidelity on ``train`` + ``val`` and
+    measure its test accuracy; see the module docstring.
 
     ``rank`` / ``key`` / ``x``: as ``select_trial``. ``epochs``, ``overrides`` (TrainConfig
     fields) and ``native_image_size``: as ``full_fidelity_config``. ``resume``: continue from
@@ -174,9 +189,9 @@ def retrain(
     from snn_nas import __version__
     from snn_nas.checkpoint import CheckpointError
     from snn_nas.costs import EnergyModel, measure_costs
-    from snn_nas.data import load_dataset
     from snn_nas.genotype import Genotype
-    from snn_nas.training import SPLIT_SEED, resolve_device, train_model
+    from snn_nas.search.trial import calibration_batch
+    from snn_nas.training import load_config_data, resolve_device, train_model
 
     root = Path(results_dir)
     trials = load_trials(root)
@@ -193,11 +208,11 @@ def retrain(
 
     dev = resolve_device(device)
     if data is None:
-        data = load_dataset(
-            config.dataset, data_root=config.data_root, image_size=config.image_size, seed=SPLIT_SEED, download=download
-        )
+        data = load_config_data(config, download=download)
     try:
-        result = train_model(genotype, config, out_dir=out, resume=resume, device=dev, progress=progress, data=data)
+        result = train_model(
+            genotype, config, out_dir=out, resume=resume, device=dev, progress=progress, data=data, evaluate_test=True
+        )
     except CheckpointError as exc:
         raise RetrainError(f"{exc}. Pass --no-resume to start this retraining over") from None
 
@@ -206,17 +221,19 @@ def retrain(
     if result.ok:
         energy = EnergyModel(**{k: v for k, v in exp_costs.items() if k in ("energy_per_sop_pj", "energy_per_mac_pj")})
         n = calibration_images or int(exp_costs.get("calibration_images", DEFAULT_CALIBRATION_IMAGES))
-        n = max(1, min(n, len(data.val)))
-        images = torch.stack([data.val[i][0] for i in range(n)]).to(dev)
+        images = calibration_batch(data, n).to(dev)  # the images the search measured its costs on
         costs = measure_costs(result.model, images, energy=energy).to_dict()
 
     report = {
         "key": arch_key,
         "status": result.status,
         "error": result.error,
-        "val_acc": result.val_acc,
-        "best_val_acc": result.best_val_acc,
-        "val_loss": result.val_loss,
+        "test_acc": result.test_acc,
+        "test_loss": result.test_loss,
+        "train_acc": _final(result.history, "train_acc"),
+        "train_loss": _final(result.history, "train_loss"),
+        "search_val_acc": _plain(row.get("val_acc")),
+        "trained_on": f"{config.train_on} ({len(data.training_set(include_val=True))} images)",
         "epochs": result.epochs,
         "time_steps": result.time_steps,
         "wall_s": result.wall_s,
@@ -237,7 +254,6 @@ def retrain(
             "search_fidelity": json.loads(row["fidelity"]) if isinstance(row.get("fidelity"), str) else None,
         },
         "checkpoint": CHECKPOINT,
-        "best_checkpoint": "best.pt",
         "history": result.history,
         "device": str(dev),
         "torch": torch.__version__,
@@ -249,8 +265,9 @@ def retrain(
     return RetrainResult(
         key=arch_key,
         status=result.status,
-        val_acc=result.val_acc,
-        best_val_acc=result.best_val_acc,
+        test_acc=result.test_acc,
+        search_val_acc=report["search_val_acc"],
+        train_acc=report["train_acc"],
         sops=None if costs is None else costs["sops"],
         energy_uj=None if costs is None else costs["energy_uj"],
         out_dir=str(out),
@@ -259,6 +276,10 @@ def retrain(
         report_md=str(paths["md"]),
         curve_png=str(paths["png"]),
     )
+
+
+def _final(history: list[dict[str, Any]], name: str) -> float | None:
+    return float(history[-1][name]) if history and name in history[-1] else None
 
 
 def _plain(value: Any) -> Any:
@@ -311,8 +332,10 @@ def markdown_report(report: dict[str, Any]) -> str:
         "",
         "| metric | value |",
         "|---|---|",
-        f"| validation accuracy (final epoch, the checkpoint) | {_pct(report['val_acc'])} |",
-        f"| best validation accuracy (best.pt) | {_pct(report['best_val_acc'])} |",
+        f"| **test accuracy** (final model, the checkpoint) | {_pct(report.get('test_acc'))} |",
+        f"| search accuracy (val, at the search fidelity: what selected it) | {_pct(report.get('search_val_acc'))} |",
+        f"| training accuracy (final epoch, on {report.get('trained_on', 'train+val')}) | "
+        f"{_pct(report.get('train_acc'))} |",
         f"| SOPs per image | {format_count(costs.get('sops'))} |",
         f"| MACs per image | {format_count(costs.get('macs'))} |",
         f"| energy per image | {_energy(costs)} |",
@@ -322,17 +345,18 @@ def markdown_report(report: dict[str, Any]) -> str:
         f"| epochs | {report['epochs']} |",
         f"| training wall time | {report['wall_s']:.1f} s on {report['device']} |",
         "",
-        f"Dataset: {report['dataset']}. Costs measured on {costs.get('batch_size', '-')} validation images, "
-        "per image, summed over the time steps.",
+        f"Dataset: {report['dataset']}. Trained on {report.get('trained_on', 'train+val')}; the test part was read "
+        "once, after the last epoch. Costs measured on the search's calibration batch "
+        f"({costs.get('batch_size', '-')} validation images), per image, summed over the time steps.",
         "",
         "## Training",
         "",
         "![training curve](training_curve.png)",
         "",
-        "| epoch | val accuracy | train loss | val loss |",
-        "|---|---|---|---|",
+        "| epoch | train accuracy | train loss |",
+        "|---|---|---|",
         *[
-            f"| {h.get('epoch')} | {_pct(h.get('val_acc'))} | {_num(h.get('train_loss'))} | {_num(h.get('val_loss'))} |"
+            f"| {h.get('epoch')} | {_pct(h.get('train_acc'))} | {_num(h.get('train_loss'))} |"
             for h in report["history"]
         ],
         "",

@@ -23,6 +23,7 @@ from snn_nas.pareto import (
 from snn_nas.report import (
     ResultsError,
     analyse_front,
+    baseline_verdict,
     declared_baselines,
     declared_reference_point,
     front_for_dir,
@@ -315,7 +316,7 @@ def test_non_spiking_baseline_is_kept_out_of_the_sop_front_and_compared_on_energ
     assert analysis.hypervolume == pytest.approx(247.0)  # as without n
     n = {b.baseline: b for b in analysis.baselines}["snn_mlp_micro"]
     # on energy: a (90 %, 9), b (80 %, 5), c (70 %, 1): only c costs <= 4 uJ -> 70 - 85 = -15 points
-    assert (n.axis, n.cost, n.non_spiking, n.dominated) == ("energy_uj", 4.0, True, False)
+    assert (n.axis, n.cost, n.non_spiking, n.moved_to_energy, n.dominated) == ("energy_uj", 4.0, True, True, False)
     assert n.best_cheaper == "c" and n.margin_points == pytest.approx(-15.0)
     assert "compared on energy" in n.to_dict()["verdict"] and "15.00 points less accurate" in n.to_dict()["verdict"]
     # at 10 uJ, a (90 %, 9 uJ) dominates it, and a is on the energy front of the search trials
@@ -324,7 +325,8 @@ def test_non_spiking_baseline_is_kept_out_of_the_sop_front_and_compared_on_energ
     # on the energy axis it is an ordinary point: 85 % at 4 uJ is on the front
     on_energy = analyse_front(with_non_spiking(energy_uj=4.0), x="energy_uj")
     assert "n" in on_energy.front["key"].tolist() and on_energy.not_comparable.empty
-    assert {b.baseline: b.axis for b in on_energy.baselines}["snn_mlp_micro"] == "energy_uj"
+    n = {b.baseline: b for b in on_energy.baselines}["snn_mlp_micro"]
+    assert n.axis == "energy_uj" and not n.moved_to_energy and "compared on energy" not in baseline_verdict(n)
 
 
 def test_spiking_baseline_margin_and_front_members():

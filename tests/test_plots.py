@@ -149,7 +149,7 @@ def test_non_spiking_baseline_is_drawn_at_the_left_edge_with_its_energy_verdict(
     assert [p.key for p in info.off_axis] == ["e"] and info.edge_x == pytest.approx(50.0 / 3)
     assert info.off_axis[0].x == info.edge_x and info.off_axis[0].y == pytest.approx(95.0)
     # on energy: b (80 %, 5 uJ), a (90 %, 9 uJ), c (70 %, 1 uJ) all cost <= 30 uJ; a is 5 points below e
-    assert info.off_axis[0].label == "snn_mlp_micro: 0 SOPs, on energy: not dominated (-5.00 pts)"
+    assert info.off_axis[0].label == "snn_mlp_micro, 0 SOPs\non energy: not dominated (-5.00 pts)"
     assert "not comparable on SOPs" in info.off_axis[0].hover and "compared on energy" in info.off_axis[0].hover
     hover_a = next(p.hover for p in info.points if p.key == "a")
     assert "test accuracy 87.50% (retrained on train+val" in hover_a

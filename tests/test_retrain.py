@@ -17,7 +17,7 @@ from snn_nas.errors import SnnNasError
 from snn_nas.genotype import Genotype, Stage
 from snn_nas.retrain import RetrainError, full_fidelity_config, select_trial
 
-DATASET = "synthetic:train=48,val=24,classes=3,channels=1"
+DATASET = "synthetic:train=48,val=24,test=30,classes=3,channels=1"
 
 
 def tiny(dim: int, time_steps: int) -> Genotype:
@@ -80,6 +80,8 @@ def test_full_fidelity_config_raises_proxy_knobs():
     proxy = proxy_config()
     full = full_fidelity_config(proxy.to_json(), epochs=7)
     assert (full.subset, full.max_batches_per_epoch, full.max_time_steps, full.epochs) == (1.0, None, None, 7)
+    assert proxy.train_on == "train" and full.train_on == "train+val"  # retraining uses all the training data
+    assert full_fidelity_config(proxy.to_json(), train_on="train").train_on == "train"  # an audit keeps val out
     # the rest is the search's
     assert (full.dataset, full.image_size, full.batch_size, full.lr) == (DATASET, 8, 16, proxy.lr)
     over = full_fidelity_config(proxy.to_dict(), epochs=2, overrides={"lr": 0.5, "batch_size": None, "seed": 3})
@@ -118,9 +120,9 @@ def _cli(module_name: str, argv: list[str]) -> int:
     return module.run(parser.parse_args(argv))
 
 
-def _accuracy(model, data) -> float:
-    images = torch.stack([data.val[i][0] for i in range(len(data.val))])
-    labels = torch.tensor([data.val[i][1] for i in range(len(data.val))])
+def _accuracy(model, part) -> float:
+    images = torch.stack([part[i][0] for i in range(len(part))])
+    labels = torch.tensor([part[i][1] for i in range(len(part))])
     with torch.no_grad():
         return float((model(images).argmax(1) == labels).float().mean())
 
@@ -143,18 +145,22 @@ def test_pareto_then_retrain_rank0_end_to_end(results_dir, capsys):
     assert report["key"] == key and report["status"] == "ok" and report["epochs"] == 2
     assert report["source"]["rank"] == 0 and report["source"]["trial_id"] == front[0]["trial_id"]
     assert report["config"]["subset"] == 1.0 and report["config"]["max_time_steps"] is None
-    assert f"{report['val_acc']:.2%}" in out
-    for name in ("last.pt", "best.pt", "report.md", "training_curve.png"):
+    assert report["config"]["train_on"] == "train+val" and report["trained_on"] == "train+val (72 images)"
+    assert report["search_val_acc"] == pytest.approx(front[0]["val_acc"])  # the number it was selected on ...
+    assert 0.0 <= report["test_acc"] <= 1.0 and f"test_acc {report['test_acc']:.2%}" in out  # ... and the reported one
+    assert all(h["val_acc"] is None for h in report["history"])  # nothing held out: no per-epoch val
+    for name in ("last.pt", "report.md", "training_curve.png"):
         assert (folder / name).stat().st_size > 0
+    assert not (folder / "best.pt").exists()  # no checkpoint is chosen by any accuracy
     markdown = (folder / "report.md").read_text()
-    assert f"{100 * report['val_acc']:.2f} %" in markdown and "training_curve.png" in markdown
+    assert f"{100 * report['test_acc']:.2f} %" in markdown and "training_curve.png" in markdown
 
     # the checkpoint is a ready model whose accuracy is the one the report states
     model = snn_nas.load_model(folder / "last.pt")
     assert not model.training
     assert model.time_steps == Genotype.from_dict(report["genotype"]).time_steps  # no proxy cap
     data = load_dataset(DATASET, image_size=8)
-    assert _accuracy(model, data) == pytest.approx(report["val_acc"], abs=1e-6)
+    assert _accuracy(model, data.test) == pytest.approx(report["test_acc"], abs=1e-6)
     # and the costs are those of that model on the calibration images
     images = torch.stack([data.val[i][0] for i in range(report["costs"]["batch_size"])])
     assert measure_costs(model, images).sops == pytest.approx(report["costs"]["sops"])
@@ -162,7 +168,7 @@ def test_pareto_then_retrain_rank0_end_to_end(results_dir, capsys):
     # running it again resumes from last.pt: nothing retrained, same report
     assert _cli("retrain", [str(results_dir), "--key", key, "--epochs", "2", "--no-progress"]) == 0
     again = json.loads((folder / "report.json").read_text())
-    assert again["val_acc"] == report["val_acc"] and len(again["history"]) == 2
+    assert again["test_acc"] == report["test_acc"] and len(again["history"]) == 2
     # different settings cannot resume silently
     with pytest.raises(RetrainError, match="--no-resume"):
         _cli("retrain", [str(results_dir), "--key", key, "--epochs", "3", "--no-progress"])

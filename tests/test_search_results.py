@@ -100,6 +100,123 @@ def test_load_results_errors(tmp_path):
     assert issubclass(ResultsError, SnnNasError) and issubclass(ResultsError, LookupError)
 
 
+# ---------------------------------------------------------------------- damaged tables (issue 10, family 4)
+def five_trials(folder) -> ResultStore:
+    store = ResultStore(folder)
+    for i in range(5):
+        store.record(row(f"t{i}", val_acc=0.5 + i / 20, sops=100.0 * (i + 1), params=10, time_steps=1))
+    return store
+
+
+def damage_journal(folder) -> None:
+    """Lines 2-5 of five: not JSON, a list, an unknown status, not UTF-8; then a torn last line."""
+    journal = folder / JOURNAL_FILE
+    lines = journal.read_bytes().splitlines()
+    lines[1] = lines[1][:30] + b"#garbage"
+    lines[2] = b"[1, 2, 3]"
+    lines[3] = json.dumps({**normalise_row(row("t3")), "status": "done"}).encode()
+    lines[4] = lines[4].replace(b'"t4"', b'"t\xe9"')
+    journal.write_bytes(b"\n".join(lines) + b'\n{"trial_id": "t5", "sta')
+
+
+def test_journal_lines_that_cannot_be_read_are_skipped_with_a_warning_naming_file_and_line(tmp_path, caplog):
+    five_trials(tmp_path)
+    damage_journal(tmp_path)
+    with caplog.at_level("WARNING", logger="snn_nas.search.results"):
+        frame = load_results(tmp_path)  # the table holds every trial: nothing is lost
+    assert list(frame["trial_id"]) == ["t0", "t1", "t2", "t3", "t4"]
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 4, warnings  # the torn last line is what a crash leaves: no warning
+    for number, why in zip((2, 3, 4, 5), ("not valid JSON", "a JSON list", "status 'done'", "not UTF-8"), strict=True):
+        assert any(f"{tmp_path / JOURNAL_FILE}: line {number}: {why}" in w for w in warnings), (number, warnings)
+    # without the table, the rows of the intact lines are all that is left, and all of them are read
+    (tmp_path / TABLE_FILE).unlink()
+    assert list(load_results(tmp_path)["trial_id"]) == ["t0"]
+    assert ResultStore(tmp_path).skipped[0].startswith("line 2: not valid JSON")
+
+
+def test_rewrite_journal_keeps_the_damaged_copy_and_appends_after_a_torn_line(tmp_path, caplog):
+    five_trials(tmp_path)
+    damage_journal(tmp_path)
+    store = ResultStore(tmp_path)
+    kept = store.rewrite_journal()
+    assert kept == tmp_path / f"{JOURNAL_FILE}.damaged" and b"#garbage" in kept.read_bytes()
+    caplog.clear()
+    again = ResultStore(tmp_path)
+    assert not again.skipped and len(again) == 5 and not caplog.records
+    # a crash tore the last line: the next record starts on a line of its own, and the torn text is gone
+    with (tmp_path / JOURNAL_FILE).open("a") as handle:
+        handle.write('{"trial_id": "t9", "sta')
+    again.record(row("t6", val_acc=0.1))
+    lines = (tmp_path / JOURNAL_FILE).read_text().splitlines()
+    assert len(lines) == 6 and json.loads(lines[-1])["trial_id"] == "t6"
+    assert len(load_results(tmp_path)) == 6 and not caplog.records
+
+
+def unrelated_table(folder):
+    folder.mkdir()
+    pd.DataFrame({"trial_id": ["x"], "score": [1.0]}).to_parquet(folder / TABLE_FILE)
+    return folder
+
+
+def percent_table(folder):
+    """A table written by something else: accuracies in percent."""
+    ResultStore(folder).record(row("a", val_acc=0.95, sops=10.0))
+    table = pd.read_parquet(folder / TABLE_FILE)
+    table["val_acc"] = table["val_acc"] * 100
+    table.to_parquet(folder / TABLE_FILE)
+    (folder / JOURNAL_FILE).unlink()
+    return folder
+
+
+def test_tables_that_are_not_search_tables_or_hold_percentages_are_errors(tmp_path):
+    unrelated = unrelated_table(tmp_path / "other")
+    with pytest.raises(ResultsError, match=r"not a result table of 'snn-nas search' \(no column status, key"):
+        load_results(unrelated)
+    with pytest.raises(ResultsError, match=r"row 1 \(trial_id a\): val_acc: 95 is not a fraction in \[0, 1\]"):
+        load_results(percent_table(tmp_path / "percent"))
+    with pytest.raises(ValueError, match=r"not a fraction in .* not percentages"):
+        normalise_row(row("b", val_acc=95.0))
+    with pytest.raises(ValueError, match="mapping"):
+        normalise_row([("trial_id", "x")])
+
+
+def test_pareto_cli_refuses_such_tables_in_one_line_and_writes_nothing_there(tmp_path, capsys):
+    from snn_nas.cli.main import main
+
+    for folder, message in (
+        (unrelated_table(tmp_path / "other"), "not a result table"),
+        (percent_table(tmp_path / "percent"), "val_acc: 95 is not a fraction"),
+    ):
+        assert main(["pareto", str(folder)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("snn-nas pareto: error: ") and message in err, err
+        assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+        assert not list(folder.glob("pareto.*"))
+
+
+def test_damaged_journal_through_the_real_cli_keeps_every_intact_trial_and_says_what_it_skipped(tmp_path):
+    import subprocess
+    import sys
+
+    five_trials(tmp_path)
+    damage_journal(tmp_path)
+    (tmp_path / TABLE_FILE).unlink()  # a crash before the table was ever written: the journal is all there is
+    lines = (tmp_path / JOURNAL_FILE).read_bytes().splitlines()
+    lines.insert(1, json.dumps(normalise_row(row("t7", val_acc=0.9, sops=50.0))).encode())
+    (tmp_path / JOURNAL_FILE).write_bytes(b"\n".join(lines))
+    done = subprocess.run(
+        [sys.executable, "-m", "snn_nas.cli.main", "pareto", str(tmp_path), "--json"], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["status_counts"] == {"ok": 2}  # t0 and t7: every trial whose line is intact
+    warnings = done.stderr.strip().splitlines()
+    assert len(warnings) == 4 and all(w.startswith("warning: ") and w.endswith("; skipped") for w in warnings)
+    assert [w.split(": line ")[1].split(":")[0] for w in warnings] == ["3", "4", "5", "6"]
+    assert "Traceback" not in done.stderr
+
+
 SPEC = TrialSpec(train_config=(("dataset", "synthetic"), ("epochs", 2), ("seed", 3)), constraints=(("params", 100.0),))
 
 

@@ -484,6 +484,7 @@ def test_cli_prints_dimensions_size_and_samples(capsys):
     out = capsys.readouterr().out
     space = load_space("quick")
     assert "space quick" in out and f"{space.size():,}" in out
+    assert f"{space.canonical_size():,} distinct networks" in out and "of the configurations repeat" in out
     assert "stage2.token_h.group" in out and "if num_stages >= 2 and stage2.token_h.op == group_lif" in out
     rng = np.random.default_rng(5)
     for _ in range(2):
@@ -495,6 +496,7 @@ def test_cli_json_is_complete_and_reproducible(capsys):
     info = json.loads(capsys.readouterr().out)
     space = load_space("quick")
     assert info["name"] == "quick" and info["size"] == space.size()
+    assert info["canonical_size"] == space.canonical_size() < space.size()
     assert [d["label"] for d in info["dimensions"]] == list(space.labels)
     assert len(info["samples"]) == 3
     for row in info["samples"]:
@@ -505,7 +507,10 @@ def test_cli_json_is_complete_and_reproducible(capsys):
 def test_cli_lists_shipped_spaces_and_rejects_bad_files(capsys, tmp_path):
     assert run_cli() == 0
     out = capsys.readouterr().out
-    assert all(name in out for name in SHIPPED)
+    assert all(name in out for name in SHIPPED) and "distinct networks" in out
+    assert run_cli("--json") == 0
+    rows = {row["name"]: row for row in json.loads(capsys.readouterr().out)}
+    assert rows["quick"]["canonical_size"] == load_space("quick").canonical_size()
     with pytest.raises(SpaceError, match="no such space file"):
         run_cli(str(tmp_path / "missing.yaml"))
     with pytest.raises(SpaceError, match="--sample"):

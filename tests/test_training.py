@@ -94,6 +94,27 @@ def test_training_learns_reports_every_epoch_and_keeps_global_rng():
     assert result.history == [m for _, m in seen]
 
 
+def test_who_sees_what_train_val_and_test():
+    """Fitting reads train (or train + val), per-epoch evaluation reads val, and test is read once at
+    the end, only when asked: proven with a test part that refuses to be read."""
+    data = tiny_data()
+    withheld = data.without_test()
+    result = train_model(TINY, tiny_config(epochs=2), data=withheld, progress=False)  # never touches test
+    assert result.status == "ok" and result.test_acc is None
+    tested = train_model(TINY, tiny_config(epochs=2), data=data, progress=False, evaluate_test=True)
+    images = torch.stack([data.test[i][0] for i in range(len(data.test))])
+    labels = torch.tensor([data.test[i][1] for i in range(len(data.test))])
+    with torch.no_grad():
+        expected = float((tested.model(images).argmax(1) == labels).float().mean())
+    assert tested.test_acc == pytest.approx(expected)  # the final model's accuracy on the test part
+    assert tested.val_acc == result.val_acc  # the test evaluation changed nothing before it
+    everything = train_model(TINY, tiny_config(epochs=1, train_on="train+val"), data=data, progress=False)
+    assert everything.history[0]["train_images"] == len(data.train) + len(data.val)
+    assert math.isnan(everything.val_acc) and math.isnan(everything.best_val_acc)
+    with pytest.raises(ConfigError, match="train_on"):
+        tiny_config(train_on="test")
+
+
 def test_same_seed_same_weights_other_seed_differs():
     data = tiny_data()
     a = train_model(TINY, tiny_config(), data=data, progress=False)
@@ -170,7 +191,7 @@ def test_cli_train_writes_result_and_checkpoints(tmp_path, capsys):
     ]  # fmt: skip
     assert main(argv) == 0
     report = json.loads((out / "result.json").read_text())
-    assert report["status"] == "ok" and 0.0 <= report["val_acc"] <= 1.0
+    assert report["status"] == "ok" and 0.0 <= report["val_acc"] <= 1.0 and 0.0 <= report["test_acc"] <= 1.0
     assert report["config"]["epochs"] == 1 and report["config"]["image_size"] == 8
     assert report["key"] == TINY.key() and report["wall_s"] > 0
     assert (out / "last.pt").is_file() and (out / "best.pt").is_file()
@@ -180,7 +201,7 @@ def test_cli_train_writes_result_and_checkpoints(tmp_path, capsys):
         assert report["costs"] is None
     else:
         assert report["costs"]["time_steps"] == 2 and report["costs"]["params"] > 0
-    assert "val_acc" in capsys.readouterr().out
+    assert "val_acc" in (printed := capsys.readouterr().out) and "test_acc" in printed
     # a second run into the same folder needs --resume
     assert main(argv) == 2
     assert "--resume" in capsys.readouterr().err

@@ -14,8 +14,10 @@ dropped). For every change that still decodes, both *raw* genotypes
 * the backward pass: the same gradients of a cross-entropy loss w.r.t. every parameter and the
   input (a surrogate-gradient change alters only these: a different trained network).
 
-A pair that agrees is probed again from ``CONFIRM_PROBES`` other seeds with a 4x larger batch
-(a quiet layer, one that few spikes reach, can hide a difference on one batch).
+A pair that agrees is probed again ``CONFIRM_PROBES`` times with random parameter values (the
+same for both: they have the same parameters) and a 4x larger batch: the same network must agree
+for every value of its parameters, and at initialisation a spiking net can be so quiet (no spike
+reaches a layer) that a real difference does not show.
 
 Two genotypes are the same network only if all three agree. The table sets what the keys say
 (``space.decode`` returns canonical genotypes, ``Genotype.canonical``) against what the networks
@@ -59,7 +61,8 @@ from snn_nas.space.dimension import format_value, same_value
 from snn_nas.space.loading import REPO_SPACES_DIR
 
 SHRUNK_BASE_DIMS = [6, 12]  # every node count 1-4 divides 2 x base, as in the shipped spaces
-CONFIRM_PROBES = 2  # further seeds (4x the batch) that two networks must agree on to count as equal
+CONFIRM_PROBES = 2  # further probes (random parameters, 4x the batch) two networks must agree on
+RANDOM_SCALE = 3.0  # standard deviation of the random parameter values of those probes
 
 
 # ---------------------------------------------------------------------------- spaces
@@ -136,9 +139,35 @@ class Probe:
     grads: dict[str, torch.Tensor | None] = field(default_factory=dict)
 
 
-def probe(genotype: Genotype, image_size: int, *, in_chans: int = 3, batch: int = 2, seed: int = 0) -> Probe:
-    """Build ``genotype`` from ``seed``; one train-mode forward + backward, one eval-mode forward."""
+def probe(
+    genotype: Genotype,
+    image_size: int,
+    *,
+    in_chans: int = 3,
+    batch: int = 2,
+    seed: int = 0,
+    randomize: bool = False,
+) -> Probe:
+    """Build ``genotype`` from ``seed``; one train-mode forward + backward, one eval-mode forward.
+
+    ``randomize``: replace every parameter by seeded random values (in name order, so networks
+    with the same parameters get the same values): ``RANDOM_SCALE x N(0, 1)``, loud enough that
+    many neurons fire (at initialisation a spiking net can be nearly silent), except the group
+    LIF's ``tau`` ~ U(0.3, 0.9) and ``v_th`` ~ U(0.5, 1.5). (At its initial ``tau = 0.25``,
+    ``v_th = 0.1`` a group LIF on 0/1 spikes fires on every 1 and never holds a membrane: its
+    group and scan do not show in the forward pass.)
+    """
     model = build_model(genotype, num_classes=10, image_size=image_size, in_chans=in_chans, seed=seed)
+    if randomize:
+        draws = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            for name, p in sorted(model.named_parameters()):
+                if name.endswith(".tau"):  # GroupLIF (the spiking LIF has no parameters)
+                    p.copy_(0.3 + 0.6 * torch.rand(p.shape, generator=draws))
+                elif name.endswith(".v_th"):
+                    p.copy_(0.5 + torch.rand(p.shape, generator=draws))
+                else:
+                    p.copy_(torch.randn(p.shape, generator=draws) * RANDOM_SCALE)
     params = {name: p.detach().clone() for name, p in model.named_parameters()}
     gen = torch.Generator().manual_seed(seed)
     x = torch.randn(batch, in_chans, image_size, image_size, generator=gen) * 2.0 + 0.5
@@ -256,11 +285,10 @@ def check_space(
                 outcome = verdict(base, probe(other_raw, space.image_size, in_chans=in_chans, batch=batch))
                 for again in range(1, CONFIRM_PROBES + 1) if outcome == "same" else ():
                     # a quiet network (few spikes reach a layer) can hide a difference: try again with
-                    # other weights and a larger batch before calling two networks equal
-                    size = batch * 4
+                    # random parameter values and a larger batch before calling two networks equal
+                    settings = dict(in_chans=in_chans, batch=batch * 4, seed=again, randomize=True)
                     outcome = verdict(
-                        probe(raw, space.image_size, in_chans=in_chans, batch=size, seed=again),
-                        probe(other_raw, space.image_size, in_chans=in_chans, batch=size, seed=again),
+                        probe(raw, space.image_size, **settings), probe(other_raw, space.image_size, **settings)
                     )
                     if outcome != "same":
                         break

@@ -19,14 +19,18 @@ it: the front of accuracy vs --x (default sops) sorted by accuracy descending, b
 included, so rank 0 is the most accurate front member. --key KEY picks the trial with that
 architecture key (a unique prefix is enough). Default: --rank 0.
 
-Fidelity: the trial's own training config from the search, raised to full fidelity: the whole
-training split (subset 1.0), every batch, the architecture's own time steps (no cap) and
---epochs (default 30). Dataset, image size, batch size and the recipe stay as in the search
-unless given here (--image-size native: the dataset's own size).
+Fidelity: the trial's own training config from the search, raised to full fidelity: all the
+training data (train + val: the search chose the architecture on val, so val now trains it
+too), every batch, the architecture's own time steps (no cap) and --epochs (default 30).
+Dataset, image size, batch size and the recipe stay as in the search unless given here
+(--image-size native: the dataset's own size). The test part, which the search never read, is
+evaluated once on the final model: that is the reported accuracy (test_acc). No epoch is
+chosen by it.
 
 Writes RESULTS_DIR/retrain/<key>/: last.pt (the trained model; load it with
-snn_nas.load_model(path)), best.pt (best epoch), report.json and report.md (architecture,
-accuracy, SOPs, MACs, energy, params, T, config, per-epoch curve) and training_curve.png.
+snn_nas.load_model(path)), report.json and report.md (architecture, test accuracy next to
+the search's validation accuracy, SOPs, MACs, energy, params, T, config, per-epoch curve) and
+training_curve.png.
 Interrupted? Run the same command again: it resumes from last.pt (--no-resume starts over).
 
 example:
@@ -132,8 +136,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"snn-nas retrain: {result.status}: {report.get('error')}", file=sys.stderr)
         print(f"wrote {result.report_json}")
         return 1
+    search = "-" if result.search_val_acc is None else f"{result.search_val_acc:.2%}"
     print(
-        f"{result.key}: val_acc {result.val_acc:.2%} (best {result.best_val_acc:.2%}); "
+        f"{result.key}: test_acc {result.test_acc:.2%} (final model, trained on train+val; search val_acc {search}); "
         f"{format_count(result.sops)} SOPs, {result.energy_uj:.4g} uJ per image"
     )
     print(f"checkpoint {result.checkpoint}")

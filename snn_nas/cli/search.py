@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import sys
+from collections import Counter
 from pathlib import Path
 
 HELP = "search a space with Ray Tune + Optuna (default: the bundled quick experiment on the CPU)"
@@ -25,6 +27,14 @@ and the search goes on. A search stopped at any moment (Ctrl-C, kill -9) continu
 --resume: finished trials are kept and not run again.
 
 EXPERIMENT is a path or the name of a bundled experiment (quick, cifar10, imagenet).
+
+Before Ray starts, the search checks what would fail every trial: the dataset and its files,
+and that some architecture of the space fits the image size the trials train at.
+
+exit status: 0 the search ran and some trial trained; 1 it ran, but no trial could train (every
+trial failed or was invalid; the reasons are in the table's 'error' column); 2 bad input, found
+before any trial ran (experiment, space, dataset, results folder, cluster address), one line on
+stderr; 130 interrupted before every trial finished (continue with --resume).
 
 examples:
   snn-nas search                                   # the quick experiment, ~10 min on 2 cores
@@ -115,12 +125,23 @@ def run(args: argparse.Namespace) -> int:
     for row in front[:5]:
         figures = ", ".join(f"{m} {format_metric(m, row.get(m))}" for m in experiment.metrics)
         print(f"  {row['key']}  {figures}")
-    print(f"table: {outcome.directory / 'trials.parquet'}")
-    print(f"study: optuna-dashboard sqlite:///{outcome.directory / 'optuna.db'}")
+    table, study = outcome.directory / "trials.parquet", outcome.directory / "optuna.db"
+    print(f"table: {table}" if table.is_file() else f"table: none yet (no trial finished) in {outcome.directory}")
+    if study.is_file():
+        print(f"study: optuna-dashboard sqlite:///{study}")
     if not outcome.complete:
         print(
             f"the search stopped before all trials finished; continue it with: snn-nas search --resume "
             f"--name {experiment.name} --results-dir {args.results_dir}"
         )
         return 130
+    if outcome.none_ran:
+        reasons = Counter(str(r.get("error") or r["status"]) for r in search_rows)
+        reason, _ = reasons.most_common(1)[0]
+        print(
+            f"snn-nas search: error: no trial could train: all {len(search_rows)} trials failed or were invalid "
+            f"(most often: {reason[:300]}); every reason is in the table's 'error' column",
+            file=sys.stderr,
+        )
+        return 1
     return 0

@@ -6,11 +6,17 @@ import argparse
 import json
 from typing import Any
 
-HELP = "show the dimensions and size of a search space, and seeded samples of it"
+HELP = "show the dimensions and sizes of a search space, and seeded samples of it"
 DESCRIPTION = """\
 Show a search space: its name, description, every searchable dimension (label, choices,
-condition under which it matters), the fixed values, the exact number of valid configurations,
-and optionally N seeded samples (label dict, genotype key and summary).
+condition under which it matters), the fixed values, its two exact sizes, and optionally N
+seeded samples (label dict, genotype key and summary).
+
+Sizes: "raw" is the number of valid configurations (label assignments); "canonical" the number
+of distinct networks (genotype keys) they decode to. They differ where different values build
+the same network (e.g. skip_source block or stage in a one-block stage, a group LIF group equal
+to its stage's side or 0): the space decodes such samples to one canonical genotype
+(Genotype.canonical) so a search never trains the same network twice under two keys.
 
 FILE is a space file (.yaml) or the name of a shipped space (quick, spiking_mlp, snn_mlp);
 without FILE the shipped spaces are listed.
@@ -35,17 +41,33 @@ def _format(value: Any) -> str:
     return str(value)
 
 
+def _percent(share: float) -> str:
+    return f"{100 * share:.1f}%" if share == 0 or share >= 0.001 else f"{100 * share:.2g}%"
+
+
 def _list_shipped(as_json: bool) -> int:
     from snn_nas.space import load_space, shipped_spaces
 
     spaces = [load_space(name) for name in shipped_spaces()]
     if as_json:
-        rows = [{"name": s.name, "family": s.family, "image_size": s.image_size, "size": s.size()} for s in spaces]
+        rows = [
+            {
+                "name": s.name,
+                "family": s.family,
+                "image_size": s.image_size,
+                "size": s.size(),
+                "canonical_size": s.canonical_size(),
+            }
+            for s in spaces
+        ]
         print(json.dumps(rows, indent=2))
         return 0
     print("shipped spaces (snn-nas space NAME for details):")
     for s in spaces:
-        print(f"  {s.name:<14} {s.family:<8} {s.image_size:>4} px  {s.size():.3e} configurations")
+        print(
+            f"  {s.name:<14} {s.family:<8} {s.image_size:>4} px  {s.size():.3e} configurations, "
+            f"{s.canonical_size():.3e} distinct networks"
+        )
     return 0
 
 
@@ -76,7 +98,12 @@ def run(args: argparse.Namespace) -> int:
     if space.description:
         print(f"  {space.description}")
     print(f"  family {space.family}, image size {space.image_size} px")
-    print(f"  size: {space.size():,} valid configurations ({space.size():.3e})")
+    raw, canonical = space.size(), space.canonical_size()
+    print(f"  size: {raw:,} valid configurations ({raw:.3e}, raw)")
+    print(
+        f"        {canonical:,} distinct networks ({canonical:.3e}, canonical; "
+        f"{_percent(1 - canonical / raw)} of the configurations repeat another's network)"
+    )
     dims = space.dimensions
     print(f"\ndimensions ({len(dims)} searchable):")
     width = max((len(d.label) for d in dims), default=5)

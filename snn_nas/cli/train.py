@@ -15,7 +15,9 @@ from snn_nas.jsonutil import finite_or_null
 HELP = "train one architecture (preset or genotype JSON) on a dataset; write result.json and checkpoints"
 
 DESCRIPTION = """\
-Train one architecture and evaluate it on the validation split.
+Train one architecture on the training part, evaluate it on the held-out validation part after
+every epoch, and measure the final model once on the test part (val_acc and test_acc; no
+epoch is chosen by test accuracy).
 
 ARCH is a preset name (see 'snn-nas models') or a JSON file holding a genotype (or a result.json
 with a "genotype" entry). Settings not given on the command line come from the dataset's recipe;
@@ -54,6 +56,7 @@ _FLAGS = {  # command-line option -> TrainConfig field
     "seed": "seed",
     "num_workers": "num_workers",
     "data_root": "data_root",
+    "val_fraction": "val_fraction",
 }
 
 
@@ -79,6 +82,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, metavar="N", help="random seed (default 0)")
     parser.add_argument("--num-workers", type=int, metavar="N", help="data-loader worker processes")
     parser.add_argument("--data-root", metavar="DIR", help="folder holding the dataset files (CIFAR, imagefolder)")
+    parser.add_argument(
+        "--val-fraction", type=float, metavar="F",
+        help="share of the training data held out as val (default: the dataset's, e.g. mnist5k 0.25)",
+    )  # fmt: skip
     parser.add_argument("--download", action="store_true", help="download CIFAR into --data-root if missing")
     parser.add_argument("--out", type=Path, metavar="DIR", help="output folder (default: results/train/ARCH-DATASET)")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
@@ -159,8 +166,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from snn_nas import __version__
-    from snn_nas.data import load_dataset
-    from snn_nas.training import SPLIT_SEED, resolve_device, train_model
+    from snn_nas.training import load_config_data, resolve_device, train_model
 
     name, genotype = load_arch(args.arch)
     config = build_config(args)
@@ -178,18 +184,15 @@ def run(args: argparse.Namespace) -> int:
             "give the --out of the run to resume, or leave out --resume to start training"
         )
     device = resolve_device(args.device)
-    data = load_dataset(
-        config.dataset,
-        data_root=config.data_root,
-        image_size=config.image_size,
-        seed=SPLIT_SEED,
-        download=args.download,
-    )
+    data = load_config_data(config, download=args.download)
     progress = not args.no_progress
     if progress:
         print(f"training {name} ({genotype.summary()})", file=sys.stderr)
         print(f"data: {data.describe()}; device: {device}; out: {out}", file=sys.stderr)
-    result = train_model(genotype, config, out_dir=out, resume=args.resume, device=device, progress=progress, data=data)
+    result = train_model(
+        genotype, config, out_dir=out, resume=args.resume, device=device, progress=progress, data=data,
+        evaluate_test=True,
+    )  # fmt: skip
     costs = _costs(result.model, data, device) if result.ok else None
     report = {
         "arch": name,
@@ -213,8 +216,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {out / 'result.json'}")
         return 1
     line = (
-        f"{name} on {data.name}: val_acc {result.val_acc:.2%} (best {result.best_val_acc:.2%}) "
-        f"after {result.epochs} epochs, {result.wall_s:.1f} s"
+        f"{name} on {data.name}: val_acc {result.val_acc:.2%} (best {result.best_val_acc:.2%}), "
+        f"test_acc {result.test_acc:.2%} (final model) after {result.epochs} epochs, {result.wall_s:.1f} s"
     )
     if costs is not None:
         line += f"; {costs['sops']:.3g} SOPs, {costs['energy_uj']:.3g} uJ per image"

@@ -143,7 +143,10 @@ def prepare_directory(experiment: Experiment, directory: Path, resume: bool, spa
 
 def _experiment_change(key: str, old: Any, new: Any) -> str:
     if key == "fidelity":
-        return f"fidelity ({fp.summary(fp.fidelity_changes(dict(old), dict(new), {}))})"
+        from snn_nas.training.config import TrainConfig
+
+        defaults = fp.fidelity_content(TrainConfig())
+        return f"fidelity ({fp.summary(fp.fidelity_changes(dict(old), dict(new), defaults))})"
     old_text, new_text = repr(old), repr(new)
     if len(old_text) + len(new_text) > 120:
         return f"{key} differs"
@@ -205,6 +208,6 @@ def check_address(address: str, timeout_s: float = 10.0) -> None:
         socket.create_connection((host, int(port)), timeout=timeout_s).close()
     except OSError as exc:
         raise SearchError(
-            f"--address {address}: no Ray cluster answers there ({exc}); start one with 'ray start --head' "
-            "or pass the address 'ray status' prints on the head node"
+            f"--address {address}: no Ray cluster answers there ({exc}); on a node of the cluster pass --address "
+            "auto, else the head node's address as 'ray start --head' printed it, or start one with 'ray start --head'"
         ) from None

@@ -1,5 +1,5 @@
-"""Ray Tune runs the trials, Optuna samples them: with ``searcher``, ``study`` and ``scheduler``,
-the only modules of snn-nas importing ray or optuna.
+"""Ray Tune runs the trials, Optuna samples them: with ``cluster`` (the Ray session),
+``searcher``, ``study`` and ``scheduler``, the only modules of snn-nas importing ray or optuna.
 
 The folder a search writes is described in ``snn_nas.search.layout``; what the samplers' study
 and the user's study hold, and why they are two, in ``snn_nas.search.searcher`` and
@@ -36,17 +36,17 @@ from ray import tune
 from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 from ray.tune.search import ConcurrencyLimiter
 
+from snn_nas.search.cluster import check_resources, ray_session
 from snn_nas.search.experiment import Experiment
 from snn_nas.search.layout import (
     BASELINE_RUN,
     RAY_DIR,
     SEARCH_RUN,
-    SearchError,
     SearchRun,
-    check_address,
     prepare_directory,
     search_directory,
 )
+from snn_nas.search.preflight import check_before_ray
 from snn_nas.search.progress import SearchProgress
 from snn_nas.search.results import ResultStore, parse_curve
 from snn_nas.search.searcher import (
@@ -64,7 +64,6 @@ from snn_nas.search.trial import RECORD_KEYS, TrialSpec, error_line, make_row, r
 logger = logging.getLogger(__name__)
 
 BASELINE_PARAM = "_baseline"
-LOCAL_OBJECT_STORE_BYTES = 256 * 1024**2
 
 
 # ---------------------------------------------------------------------- helpers
@@ -193,36 +192,6 @@ class _RecordTrials(tune.Callback):
             self._progress.trial_finished(row)
 
 
-# ---------------------------------------------------------------------- Ray session
-@contextlib.contextmanager
-def ray_session(address: str | None, num_cpus: int | None, verbose: bool) -> Iterator[None]:
-    """Connect to the cluster at ``address``, or start a local Ray instance; shut down what we started.
-
-    Ray's usage statistics stay off unless ``RAY_USAGE_STATS_ENABLED`` says otherwise.
-    """
-    if ray.is_initialized():
-        yield
-        return
-    if address:
-        check_address(address)
-    kwargs: dict[str, Any] = dict(
-        include_dashboard=False, log_to_driver=verbose, logging_level=logging.INFO if verbose else logging.ERROR
-    )
-    if not address:
-        cpus = num_cpus or os.cpu_count() or 1
-        kwargs.update(address="local", num_cpus=cpus, object_store_memory=LOCAL_OBJECT_STORE_BYTES)
-    with _environment(RAY_USAGE_STATS_ENABLED=os.environ.get("RAY_USAGE_STATS_ENABLED", "0")):
-        try:
-            ray.init(**({"address": address} if address else {}), **kwargs)
-        except (ConnectionError, RuntimeError, ValueError) as exc:
-            where = f"the Ray cluster at {address!r}" if address else "a local Ray instance"
-            raise SearchError(f"cannot start or reach {where}: {exc}") from None
-        try:
-            yield
-        finally:
-            ray.shutdown()
-
-
 @contextlib.contextmanager
 def _quiet(verbose: bool) -> Iterator[None]:
     """Ray's and Optuna's loggers at ERROR and Ray's own console reporter off, unless ``verbose``."""
@@ -237,20 +206,6 @@ def _quiet(verbose: bool) -> Iterator[None]:
     finally:
         for name, level in previous.items():
             logging.getLogger(name).setLevel(level)
-
-
-def _check_resources(experiment: Experiment) -> None:
-    resources = ray.cluster_resources()
-    cpus, gpus = float(resources.get("CPU", 0)), float(resources.get("GPU", 0))
-    if experiment.resources.cpus > cpus:
-        raise SearchError(
-            f"resources.cpus: a trial asks for {experiment.resources.cpus:g} CPUs; the Ray cluster has {cpus:g}"
-        )
-    if experiment.resources.gpus > gpus:
-        raise SearchError(
-            f"resources.gpus: a trial asks for {experiment.resources.gpus:g} GPUs; the Ray cluster has {gpus:g} "
-            "(set resources.gpus to 0 to search on CPUs)"
-        )
 
 
 # ---------------------------------------------------------------------- the search
@@ -449,9 +404,10 @@ def run_search(
 
         for name in experiment.baselines:
             get_preset(name)
-    prepare_directory(experiment, directory, resume)
+    check_before_ray(experiment, space, address=address)  # data, image size: what would fail every trial
+    prepare_directory(experiment, directory, resume, space)
     with _quiet(verbose), ray_session(address, num_cpus, verbose):
-        _check_resources(experiment)
+        check_resources(experiment)
         complete = True
         if baselines and experiment.baselines:
             complete = _run_baselines(experiment, directory, space, spec, progress)

@@ -41,8 +41,7 @@ def check_space(space: SearchSpace, source: str) -> None:
     zero_wide_layers(space, source)
     if space.size() == 0:
         raise SpaceError(
-            f"{source}: the space has no valid configuration at image_size {space.image_size}: "
-            f"{explain_empty(space)}"
+            f"{source}: the space has no valid configuration at image_size {space.image_size}: {explain_empty(space)}"
         )
     bad = never_valid_choices(space)
     if bad:
@@ -97,26 +96,53 @@ def _narrowed(space: SearchSpace, dim: Dimension, value: Any) -> SearchSpace:
     return replace(space, all_dimensions=tuple(by_label[d.label] for d in space.all_dimensions))
 
 
+def usable_values(space: SearchSpace) -> dict[str, tuple[Any, ...]]:
+    """``{label: values}``: the choices of every searchable label that some valid configuration
+    uses (``count_configurations`` of the space narrowed to the value, see the module docstring)."""
+    return {
+        dim.label: tuple(v for v in dim.choices if count_configurations(_narrowed(space, dim, v)) > 0)
+        for dim in space.dimensions
+    }
+
+
 def never_valid_choices(space: SearchSpace) -> list[tuple[str, Any, str]]:
     """``(file key, value, reason)`` of every choice value no valid configuration can use (see the
-    module docstring), in the order of the space's labels."""
-    usable: dict[tuple[str, int], bool] = {}
-    first: dict[tuple[str, int], tuple[Dimension, Any]] = {}
+    module docstring), in the order of the space's labels. A ``stage_defaults`` value counts as
+    never valid only when no label it sets can use it."""
+    first_unusable: dict[tuple[str, int], Dimension | None] = {}  # None: some label uses the value
     for dim in space.dimensions:
         if dim.source == DEFAULT_SOURCE:
             continue
         for i, value in enumerate(dim.choices):
             slot = (dim.source, i)
-            if usable.get(slot):
-                continue
-            first.setdefault(slot, (dim, value))
-            usable[slot] = count_configurations(_narrowed(space, dim, value)) > 0
+            if first_unusable.get(slot, False) is None:
+                continue  # an earlier label of the same file key uses it
+            if count_configurations(_narrowed(space, dim, value)) > 0:
+                first_unusable[slot] = None
+            else:
+                first_unusable.setdefault(slot, dim)
+    bad = [(source, i, dim) for (source, i), dim in first_unusable.items() if dim is not None]
+    if not bad:
+        return []
+    usable = usable_values(space)
     out = []
-    for slot, ok in usable.items():
-        if not ok:
-            dim, value = first[slot]
-            out.append((slot[0], value, explain_empty(_narrowed(space, dim, value), prefer=dim.label)))
+    for source, i, dim in bad:
+        value = dim.choices[i]
+        # the other labels held to values that do occur in valid configurations: the reason is this value's
+        keep = {dim.label, *(c.label for c in dim.condition)}
+        narrowed = _narrowed(_usable_only(space, usable, keep), dim, value)
+        out.append((source, value, explain_empty(narrowed, prefer=dim.label)))
     return out
+
+
+def _usable_only(space: SearchSpace, usable: dict[str, tuple[Any, ...]], keep: set[str]) -> SearchSpace:
+    """``space`` with every searchable label but ``keep`` restricted to its usable values (kept
+    whole when it has none)."""
+    dims = tuple(
+        replace(d, choices=usable[d.label]) if d.label not in keep and usable.get(d.label) else d
+        for d in space.all_dimensions
+    )
+    return replace(space, all_dimensions=dims)
 
 
 def _reasons(space: SearchSpace, draws: int = DRAWS) -> list[str]:
@@ -125,10 +151,10 @@ def _reasons(space: SearchSpace, draws: int = DRAWS) -> list[str]:
     prefix = f"space {space.name!r}: "
     reasons = []
     for _ in range(draws):
-        sample: dict[str, Any] = {}
+        values, sample = dict(space.fixed), {}  # a narrowed space may condition on labels it pinned
         for dim in space.dimensions:
-            if dim.is_active(sample):
-                sample[dim.label] = dim.choices[int(rng.integers(len(dim.choices)))]
+            if dim.is_active(values):
+                values[dim.label] = sample[dim.label] = dim.choices[int(rng.integers(len(dim.choices)))]
         try:
             space.decode(sample)
         except SpaceError as exc:

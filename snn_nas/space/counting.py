@@ -112,7 +112,7 @@ def _skip_counts(space: SearchSpace, s: int, canonical: bool) -> dict[int, int]:
     depths = c("depth")
     if space.family != "spiking":
         return dict.fromkeys(depths, 1)
-    pairs = [(src, "both") if src == "none" else (src, p) for src in c("skip_source") for p in c("skip_paths")]
+    pairs = [(src, p) for src in c("skip_source") for p in (("both",) if src == "none" else c("skip_paths"))]
     if not canonical:
         return dict.fromkeys(depths, len(set(pairs)))
     return {d: len({canonical_skip(d, src, p, space.family) for src, p in pairs}) for d in depths}

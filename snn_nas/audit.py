@@ -1,0 +1,379 @@
+"""How far can a search's proxy be trusted? The maths and files of ``snn-nas audit``.
+
+An audit retrains a sample of a search's ``ok`` trials at a higher fidelity (on ``train``, so
+that ``val`` stays held out and the two accuracies are comparable; the test part is measured
+once on each final model) and compares the proxy's figures with the high-fidelity ones. The
+runner (Ray) is ``snn_nas.search.audit``; this module is pure: the sample, the statistics, the
+table, the JSON and the plot.
+
+**Sample** (``audit_sample``): every member of the search front (``val_acc`` max, cost min,
+baselines left out), then an even spread over the proxy's accuracy ranking of the other ``ok``
+trials, up to ``n`` in all.
+
+**Statistics** (``audit_statistics``), over the sample rows that trained (``status`` ok):
+
+* ``kendall_tau``: Kendall's tau-b between proxy and high-fidelity ``val_acc``;
+  ``spearman_rho``: Spearman's rho (Pearson's r of the average ranks) of the same;
+* ``kendall_tau_top``: tau-b among the best third by proxy accuracy (at least 3 rows): close
+  competitors, where choosing is hard (a wide accuracy spread makes the overall tau easy);
+* ``kendall_tau_test``: proxy ``val_acc`` versus high-fidelity ``test_acc``;
+* ``kendall_tau_sops``: proxy versus high-fidelity SOPs (firing rates move with training);
+  ``sops_drift_median`` / ``sops_drift_max``: the median relative change
+  ``(sops_hf - sops_proxy) / sops_proxy`` and the one largest in magnitude (signed);
+* ``kendall_tau_params``: parameter count versus high-fidelity accuracy, a naive proxy and the
+  bar to beat (about 0.55 on NAS-Bench-201); ``kendall_tau_sahd`` / ``kendall_tau_sahd_proxy``:
+  the training-free SAHD score (``snn_nas.zero_cost``) versus high-fidelity and proxy accuracy;
+* ``front_recall``: of the high-fidelity front of the sample (``val_acc`` max, SOPs min), the
+  share that is also on the proxy front of the sample;
+* ``top1_regret``: the best high-fidelity accuracy in the sample minus that of the proxy's best;
+* ``n``: rows compared.
+
+Tau-b of ``x`` and ``y`` over ``n`` pairs, with ``C`` concordant and ``D`` discordant pairs::
+
+    tau_b = (C - D) / sqrt((P - T_x) (P - T_y)),    P = n (n - 1) / 2
+
+where ``T_x`` / ``T_y`` count the pairs tied in ``x`` / ``y`` (scipy's ``kendalltau``
+default). NaN when there are fewer than 2 rows or a variable is constant.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from snn_nas.errors import SnnNasError
+from snn_nas.pareto import is_pareto_front, to_minimization
+
+AUDIT_DIR = "audit"
+TABLE_FILE = "audit.parquet"
+JOURNAL_FILE = "audit.jsonl"
+JSON_FILE = "audit.json"
+PNG_FILE = "audit.png"
+DEFAULT_SAMPLE = 12
+COLUMNS = (
+    "key",
+    "trial_id",
+    "on_front",
+    "status",
+    "error",
+    "proxy_val_acc",
+    "proxy_sops",
+    "val_acc",
+    "test_acc",
+    "sops",
+    "params",
+    "time_steps",
+    "sahd",
+    "epochs",
+    "wall_s",
+    "fidelity",
+    "summary",
+)
+"""``audit.parquet``: one row per audited architecture. ``proxy_*`` are the search's figures;
+``val_acc`` / ``test_acc`` / ``sops`` those of the high-fidelity model (``val_acc`` on the
+held-out part, ``test_acc`` on the test part, ``sops`` per image on the search's calibration
+batch); ``sahd`` the SAHD score of the untrained model; ``fidelity`` the TrainConfig JSON."""
+
+
+class AuditError(SnnNasError, ValueError):
+    """An audit that cannot run: nothing to audit, a bad sample size, a folder of another kind."""
+
+
+# ----------------------------------------------------------------------------- rank statistics
+def _ranks(values: np.ndarray) -> np.ndarray:
+    """Average ranks (1-based; ties share their mean rank)."""
+    order = np.argsort(values, kind="mergesort")
+    ranks = np.empty(len(values), dtype=float)
+    sorted_values = values[order]
+    i = 0
+    while i < len(values):
+        j = i
+        while j + 1 < len(values) and sorted_values[j + 1] == sorted_values[i]:
+            j += 1
+        ranks[order[i : j + 1]] = (i + j) / 2.0 + 1.0
+        i = j + 1
+    return ranks
+
+
+def kendall_tau(x: Sequence[float], y: Sequence[float]) -> float:
+    """Kendall's tau-b of paired samples (see the module docstring); NaN if undefined."""
+    a, b = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if a.shape != b.shape or a.ndim != 1:
+        raise AuditError(f"kendall_tau: expected two 1-D arrays of one length, got {a.shape} and {b.shape}")
+    n = len(a)
+    if n < 2:
+        return math.nan
+    i, j = np.triu_indices(n, k=1)
+    dx, dy = np.sign(a[i] - a[j]), np.sign(b[i] - b[j])
+    concordant_minus_discordant = float(np.sum(dx * dy))
+    pairs = n * (n - 1) / 2
+    tied_x, tied_y = float(np.sum(dx == 0)), float(np.sum(dy == 0))
+    denominator = math.sqrt((pairs - tied_x) * (pairs - tied_y))
+    return concordant_minus_discordant / denominator if denominator > 0 else math.nan
+
+
+def spearman_rho(x: Sequence[float], y: Sequence[float]) -> float:
+    """Spearman's rho: Pearson's correlation of the average ranks; NaN if undefined."""
+    a, b = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if len(a) < 2 or a.shape != b.shape:
+        return math.nan
+    ra, rb = _ranks(a), _ranks(b)
+    ra, rb = ra - ra.mean(), rb - rb.mean()
+    denominator = math.sqrt(float(np.sum(ra * ra) * np.sum(rb * rb)))
+    return float(np.sum(ra * rb)) / denominator if denominator > 0 else math.nan
+
+
+# ----------------------------------------------------------------------------- the sample
+def audit_sample(trials: Any, n: int, *, x: str = "sops") -> list[dict[str, Any]]:
+    """The rows to audit (dicts, ``on_front`` set): the search front first (most accurate first),
+    then an even spread over the other ``ok`` search trials ranked by proxy accuracy."""
+    import pandas as pd
+
+    if isinstance(n, bool) or not isinstance(n, int) or n < 3:
+        raise AuditError(f"--sample: {n!r}; an audit needs at least 3 architectures to rank")
+    frame = trials.copy()
+    baseline = frame["baseline"].fillna("").astype(str) if "baseline" in frame else pd.Series("", index=frame.index)
+    frame = frame[(frame["status"].astype(str) == "ok") & (baseline == "")]
+    for column in ("val_acc", x):
+        frame[column] = pd.to_numeric(frame[column], errors="coerce")
+    frame = frame[np.isfinite(frame["val_acc"].to_numpy(float)) & np.isfinite(frame[x].to_numpy(float))]
+    frame = frame.drop_duplicates("key")
+    if len(frame) < 3:
+        raise AuditError(
+            f"the search has {len(frame)} finished ('ok') trial(s) with an accuracy and a cost; an audit needs "
+            "at least 3 (run more trials, or wait for the search to finish)"
+        )
+    loss = to_minimization(frame[["val_acc", x]].to_numpy(float), ["maximize", "minimize"])
+    front_mask = is_pareto_front(loss)
+    front = frame[front_mask].sort_values(["val_acc", x], ascending=[False, True])
+    rest = frame[~front_mask].sort_values(["val_acc", x], ascending=[False, True])
+    spread = max(0, n - len(front))
+    if spread and len(rest):
+        positions = np.unique(np.round(np.linspace(0, len(rest) - 1, min(spread, len(rest)))).astype(int))
+        rest = rest.iloc[positions]
+    else:
+        rest = rest.iloc[:0]
+    rows = []
+    for on_front, part in ((True, front), (False, rest)):
+        for record in part.to_dict("records"):
+            rows.append({**record, "on_front": on_front})
+    return rows
+
+
+# ----------------------------------------------------------------------------- the statistics
+def _finite_rows(rows: Sequence[Mapping[str, Any]], *columns: str) -> list[Mapping[str, Any]]:
+    def ok(value: Any) -> bool:
+        try:
+            return math.isfinite(float(value))
+        except (TypeError, ValueError):
+            return False
+
+    return [r for r in rows if all(ok(r.get(c)) for c in columns)]
+
+
+def _tau(rows: Sequence[Mapping[str, Any]], a: str, b: str) -> float:
+    rows = _finite_rows(rows, a, b)
+    return kendall_tau([float(r[a]) for r in rows], [float(r[b]) for r in rows])
+
+
+def audit_statistics(rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """The audit's figures over its table rows (see the module docstring for each key)."""
+    done = [r for r in rows if r.get("status") == "ok"]
+    paired = _finite_rows(done, "proxy_val_acc", "val_acc")
+    proxy = [float(r["proxy_val_acc"]) for r in paired]
+    high = [float(r["val_acc"]) for r in paired]
+    ranked = sorted(paired, key=lambda r: -float(r["proxy_val_acc"]))
+    top = ranked[: max(3, math.ceil(len(ranked) / 3))] if len(ranked) >= 3 else []
+    drift = [
+        (float(r["sops"]) - float(r["proxy_sops"])) / float(r["proxy_sops"])
+        for r in _finite_rows(done, "sops", "proxy_sops")
+        if float(r["proxy_sops"]) > 0
+    ]
+    stats: dict[str, Any] = {
+        "n": len(paired),
+        "kendall_tau": kendall_tau(proxy, high),
+        "spearman_rho": spearman_rho(proxy, high),
+        "kendall_tau_top": _tau(top, "proxy_val_acc", "val_acc") if top else math.nan,
+        "n_top": len(top),
+        "kendall_tau_test": _tau(done, "proxy_val_acc", "test_acc"),
+        "kendall_tau_sops": _tau(done, "proxy_sops", "sops"),
+        "kendall_tau_params": _tau(done, "params", "val_acc"),
+        "kendall_tau_sahd": _tau(done, "sahd", "val_acc"),
+        "kendall_tau_sahd_proxy": _tau(done, "sahd", "proxy_val_acc"),
+        "sops_drift_median": float(np.median(drift)) if drift else math.nan,
+        "sops_drift_max": float(max(drift, key=abs)) if drift else math.nan,
+        "front_recall": front_recall(done),
+        "top1_regret": top1_regret(paired),
+    }
+    return stats
+
+
+def front_recall(rows: Sequence[Mapping[str, Any]]) -> float:
+    """Share of the sample's high-fidelity front (``val_acc``, ``sops``) on its proxy front."""
+    rows = _finite_rows(rows, "proxy_val_acc", "proxy_sops", "val_acc", "sops")
+    if not rows:
+        return math.nan
+    directions = ["maximize", "minimize"]
+    high = is_pareto_front(to_minimization([[float(r["val_acc"]), float(r["sops"])] for r in rows], directions))
+    proxy = is_pareto_front(
+        to_minimization([[float(r["proxy_val_acc"]), float(r["proxy_sops"])] for r in rows], directions)
+    )
+    return float(np.sum(high & proxy) / np.sum(high))
+
+
+def top1_regret(rows: Sequence[Mapping[str, Any]]) -> float:
+    """Best high-fidelity accuracy minus that of the architecture the proxy ranks first."""
+    rows = _finite_rows(rows, "proxy_val_acc", "val_acc")
+    if not rows:
+        return math.nan
+    chosen = max(rows, key=lambda r: (float(r["proxy_val_acc"]), -float(r.get("proxy_sops") or 0.0)))
+    return max(float(r["val_acc"]) for r in rows) - float(chosen["val_acc"])
+
+
+# ----------------------------------------------------------------------------- the table
+def _clean(row: Mapping[str, Any]) -> dict[str, Any]:
+    out = {}
+    for name in COLUMNS:
+        value = row.get(name)
+        if hasattr(value, "item"):
+            value = value.item()
+        out[name] = value
+    return out
+
+
+class AuditStore:
+    """``RESULTS_DIR/audit/``: the journal (``audit.jsonl``, one line per finished architecture,
+    fsync'ed) and the table rewritten from it (``audit.parquet``, atomically replaced). Only a
+    torn last journal line (a crash while writing) is skipped."""
+
+    def __init__(self, directory: str | Path) -> None:
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.journal = self.directory / JOURNAL_FILE
+        self.table = self.directory / TABLE_FILE
+        self._rows: dict[str, dict[str, Any]] = {}
+        if self.journal.is_file():
+            lines = self.journal.read_text(encoding="utf-8").splitlines()
+            for number, line in enumerate(lines, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError:
+                    if number == len(lines):
+                        continue  # torn by a crash
+                    raise AuditError(
+                        f"{self.journal}: line {number} is not valid JSON; the audit cannot resume"
+                    ) from None
+                if not isinstance(row, dict) or not row.get("key"):
+                    raise AuditError(f"{self.journal}: line {number} is not an audit row")
+                self._rows[str(row["key"])] = row
+
+    def rows(self) -> list[dict[str, Any]]:
+        return [dict(r) for r in self._rows.values()]
+
+    def done(self) -> set[str]:
+        return set(self._rows)
+
+    def record(self, row: Mapping[str, Any]) -> None:
+        from snn_nas.jsonutil import finite_or_null
+
+        clean = _clean(row)
+        with self.journal.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(finite_or_null(clean), sort_keys=True) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        self._rows[str(clean["key"])] = clean
+        self.flush()
+
+    def flush(self) -> None:
+        self.frame().to_parquet(tmp := self.table.with_name(f".{TABLE_FILE}.{os.getpid()}.tmp"), index=False)
+        os.replace(tmp, self.table)
+
+    def frame(self) -> Any:
+        import pandas as pd
+
+        frame = pd.DataFrame([_clean(r) for r in self._rows.values()], columns=list(COLUMNS))
+        for name in ("proxy_val_acc", "proxy_sops", "val_acc", "test_acc", "sops", "sahd", "wall_s"):
+            frame[name] = pd.to_numeric(frame[name], errors="coerce").astype("float64")
+        for name in ("params", "time_steps", "epochs"):
+            frame[name] = pd.to_numeric(frame[name], errors="coerce").astype("Int64")
+        frame["on_front"] = frame["on_front"].astype("boolean")
+        return frame
+
+
+def load_audit(results_dir: str | Path) -> Any | None:
+    """The audit table of a results folder, or None when it has no audit."""
+    path = Path(results_dir) / AUDIT_DIR / TABLE_FILE
+    if not path.is_file():
+        return None
+    import pandas as pd
+
+    return pd.read_parquet(path)
+
+
+# ----------------------------------------------------------------------------- report
+def audit_report(rows: Sequence[Mapping[str, Any]], *, fidelity: Mapping[str, Any], proxy: Mapping[str, Any],
+                 sample: int, wall_s: float) -> dict[str, Any]:  # fmt: skip
+    """``audit.json``: the statistics plus what was compared."""
+    from snn_nas.jsonutil import finite_or_null
+
+    stats = audit_statistics(rows)
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[str(row.get("status"))] = counts.get(str(row.get("status")), 0) + 1
+    return finite_or_null(
+        {
+            **stats,
+            "sample": sample,
+            "status_counts": counts,
+            "front_members": sum(1 for r in rows if r.get("on_front")),
+            "high_fidelity": dict(fidelity),
+            "proxy_fidelity": dict(proxy),
+            "wall_s": wall_s,
+            "train_wall_s": float(sum(float(r.get("wall_s") or 0.0) for r in rows)),
+        }
+    )
+
+
+def plot_info(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """What ``audit.png`` draws: proxy versus high-fidelity accuracy, front members marked."""
+    paired = _finite_rows([r for r in rows if r.get("status") == "ok"], "proxy_val_acc", "val_acc")
+    return {
+        "x": [float(r["proxy_val_acc"]) for r in paired],
+        "y": [float(r["val_acc"]) for r in paired],
+        "front": [bool(r.get("on_front")) for r in paired],
+        "keys": [str(r["key"]) for r in paired],
+        "tau": kendall_tau([float(r["proxy_val_acc"]) for r in paired], [float(r["val_acc"]) for r in paired]),
+    }
+
+
+def draw_audit_png(info: Mapping[str, Any], path: str | Path, title: str = "") -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 4.5), dpi=120)
+    xs, ys, front = np.array(info["x"]), np.array(info["y"]), np.array(info["front"], dtype=bool)
+    if len(xs):
+        ax.scatter(100 * xs[~front], 100 * ys[~front], c="tab:blue", label="sampled trial")
+        ax.scatter(100 * xs[front], 100 * ys[front], c="tab:red", marker="D", label="search front member")
+        low = 100 * min(xs.min(), ys.min())
+        high = 100 * max(xs.max(), ys.max())
+        ax.plot([low, high], [low, high], color="grey", lw=0.8, ls="--", label="y = x")
+    ax.set_xlabel("proxy validation accuracy (%)")
+    ax.set_ylabel("high-fidelity validation accuracy (%)")
+    tau = info.get("tau")
+    ax.set_title(title or f"proxy vs high fidelity (Kendall tau {tau:.2f})" if tau == tau else title or "audit")
+    ax.legend(loc="lower right", fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

@@ -1,0 +1,206 @@
+"""``snn-nas audit``: retrain a sample of a search at a higher fidelity, in parallel through Ray.
+
+Each audited architecture is one Ray task (``audit_one``) with the search's resources per trial
+(``resources`` of the stored experiment); tasks run concurrently up to what the cluster holds,
+and the driver writes each finished architecture to ``RESULTS_DIR/audit/`` at once
+(``snn_nas.audit.AuditStore``), so an interrupted audit resumes without retraining what
+finished. What is sampled and which figures are reported: ``snn_nas.audit``.
+
+A high-fidelity training fits ``train`` only (``train_on="train"``): the held-out ``val`` gives
+the accuracy compared with the proxy's, and the test part is read once, after the last epoch.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from snn_nas.audit import (
+    AUDIT_DIR,
+    JSON_FILE,
+    PNG_FILE,
+    AuditError,
+    AuditStore,
+    audit_report,
+    audit_sample,
+    draw_audit_png,
+    plot_info,
+)
+
+
+@dataclass(frozen=True)
+class AuditRun:
+    """Outcome of ``run_audit``: the folder, the report (``audit.json``), and whether every
+    sampled architecture finished."""
+
+    directory: Path
+    report: dict[str, Any]
+    complete: bool
+
+
+def audit_one(row: Mapping[str, Any], config: dict[str, Any], costs: Mapping[str, Any], gpus: float) -> dict[str, Any]:
+    """Train one sampled row's architecture at ``config`` and measure it (no Ray here)."""
+    import torch
+
+    from snn_nas.costs import EnergyModel, measure_costs
+    from snn_nas.genotype import Genotype
+    from snn_nas.search.trial import calibration_batch
+    from snn_nas.training import TrainConfig, load_config_data, train_model
+    from snn_nas.zero_cost import sahd
+
+    started = time.perf_counter()
+    out: dict[str, Any] = {
+        "key": row["key"],
+        "trial_id": row.get("trial_id"),
+        "on_front": bool(row.get("on_front")),
+        "proxy_val_acc": row.get("val_acc"),
+        "proxy_sops": row.get("sops"),
+        "summary": row.get("summary"),
+        "fidelity": json.dumps(config, sort_keys=True),
+        "status": "failed",
+        "error": None,
+    }
+    try:
+        genotype = Genotype.from_json(str(row["genotype"]))
+        train_config = TrainConfig.from_dict(dict(config))
+        device = torch.device("cuda" if gpus > 0 and torch.cuda.is_available() else "cpu")
+        data = load_config_data(train_config)
+        images = calibration_batch(data, int(costs.get("calibration_images", 64))).to(device)
+        from snn_nas.builder import build_model
+
+        untrained = build_model(genotype, data.num_classes, data.image_size, data.in_chans, seed=train_config.seed).to(
+            device
+        )
+        out["sahd"] = sahd(untrained, images) if genotype.is_spiking else None
+        result = train_model(genotype, train_config, device=device, progress=False, data=data, evaluate_test=True)
+        out.update(status=result.status, error=result.error, epochs=result.epochs, time_steps=result.time_steps)
+        if result.ok:
+            energy = EnergyModel(
+                **{k: float(v) for k, v in costs.items() if k in ("energy_per_sop_pj", "energy_per_mac_pj")}
+            )
+            report = measure_costs(result.model, images, energy=energy)
+            out.update(val_acc=result.val_acc, test_acc=result.test_acc, sops=report.sops, params=report.params)
+    except Exception as exc:  # one architecture that cannot train does not stop the audit
+        out["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    out["wall_s"] = time.perf_counter() - started
+    return out
+
+
+def _stored_experiment(root: Path) -> dict[str, Any]:
+    from snn_nas.search.layout import EXPERIMENT_FILE
+
+    path = root / EXPERIMENT_FILE
+    if not path.is_file():
+        return {}
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def run_audit(
+    results_dir: str | Path,
+    *,
+    sample: int = 12,
+    epochs: int = 10,
+    overrides: Mapping[str, Any] | None = None,
+    address: str | None = None,
+    num_cpus: int | None = None,
+    progress: bool = True,
+    verbose: bool = False,
+) -> AuditRun:
+    """Audit the search in ``results_dir`` (see the module docstring); returns the report.
+
+    ``sample``: architectures to retrain (the whole search front, then a spread; at least 3);
+    ``epochs`` and ``overrides`` (TrainConfig fields): the high fidelity, applied to each trial's
+    own search fidelity as ``snn-nas retrain`` does, but on ``train`` only.
+    """
+    import ray
+
+    from snn_nas.report import load_trials
+    from snn_nas.retrain import full_fidelity_config
+    from snn_nas.search.cluster import ray_session
+
+    root = Path(results_dir)
+    trials = load_trials(root)
+    rows = audit_sample(trials, sample)
+    experiment = _stored_experiment(root)
+    resources = experiment.get("resources") or {}
+    cpus, gpus = float(resources.get("cpus", 1) or 1), float(resources.get("gpus", 0) or 0)
+    costs = experiment.get("costs") or {}
+    configs = {
+        r["key"]: full_fidelity_config(
+            r.get("fidelity"), epochs=epochs, overrides=dict(overrides or {}), train_on="train"
+        )
+        for r in rows
+    }
+    store = AuditStore(root / AUDIT_DIR)
+    todo = [r for r in rows if r["key"] not in store.done()]
+    started = time.perf_counter()
+    if progress:
+        done = len(rows) - len(todo)
+        print(
+            f"audit: {len(rows)} architectures ({sum(r['on_front'] for r in rows)} front members), "
+            f"{epochs} epochs on train; {done} already done, {len(todo)} to train",
+            file=sys.stderr,
+            flush=True,
+        )
+    if todo:
+        with ray_session(address, num_cpus, verbose):
+            task = ray.remote(num_cpus=cpus, num_gpus=gpus, max_retries=1)(audit_one)
+            pending = {
+                task.remote(_plain_row(r), configs[r["key"]].to_dict(), dict(costs), gpus): r["key"] for r in todo
+            }
+            finished = 0
+            while pending:
+                ready, _ = ray.wait(list(pending), num_returns=1)
+                key = pending.pop(ready[0])
+                try:
+                    row = ray.get(ready[0])
+                except Exception as exc:  # the task's worker died beyond its retries
+                    source = next(r for r in todo if r["key"] == key)
+                    row = {**_plain_row(source), "status": "failed", "error": type(exc).__name__}
+                store.record(row)
+                finished += 1
+                if progress:
+                    figure = f"val_acc {row['val_acc']:.2%}" if row.get("val_acc") is not None else row.get("status")
+                    print(f"  [{finished}/{len(todo)}] {key}: {figure}", file=sys.stderr, flush=True)
+    audited = [r for r in store.rows() if r["key"] in configs]
+    proxy = json.loads(rows[0]["fidelity"]) if isinstance(rows[0].get("fidelity"), str) else {}
+    report = audit_report(
+        audited,
+        fidelity=configs[rows[0]["key"]].to_dict(),
+        proxy=proxy,
+        sample=len(rows),
+        wall_s=time.perf_counter() - started,
+    )
+    out = root / AUDIT_DIR
+    (out / JSON_FILE).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    draw_audit_png(plot_info(audited), out / PNG_FILE)
+    complete = len(audited) == len(rows)
+    if not audited:
+        raise AuditError(f"{root}: no audited architecture finished")
+    return AuditRun(directory=out, report=report, complete=complete)
+
+
+def _plain_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A table row as JSON-able primitives (what travels to a Ray task)."""
+    from snn_nas.report import is_missing
+
+    out = {}
+    for name, value in row.items():
+        if is_missing(value):
+            out[name] = None
+        elif hasattr(value, "item"):
+            out[name] = value.item()
+        else:
+            out[name] = value
+    return out

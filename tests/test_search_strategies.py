@@ -1,0 +1,286 @@
+"""Search strategies end to end, with the real Ray Tune, Optuna and optuna-dashboard.
+
+One small search (module fixture) runs with everything the quick experiment can ask for: the
+seed baseline evaluated first, a warm start from the seed design, a training-free pre-screen and
+the multi-objective ASHA scheduler. The tests then read what it wrote: the order of the first
+trials, the per-epoch curves, the two Optuna studies (the dashboard's HTTP API included), and an
+audit of it run through the command line, killed and resumed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+from snn_nas.search.results import load_results, parse_curve
+
+REPO = Path(__file__).resolve().parents[1]
+
+# 3 stages of widths 24 / 48 / 96 with patch-encoding cells: mlp_spe_micro is a member. A node
+# input of 'none' makes some samples invalid (a node without input), as in real spaces.
+SEEDED_SPACE = """\
+name: seeded
+image_size: 32
+time_steps: {choice: [1, 4]}
+patch_size: 4
+mlp_ratio: 3
+num_stages: 3
+base_dim: 24
+stage_defaults:
+  depth: 1
+  identity: x
+  skip_source: {choice: [stage, none]}
+  skip_paths: both
+  token_h: {op: mlp}
+  token_w: {op: {choice: [mlp, none]}}
+  cell: {nodes: {choice: [1, 3]}, in: {choice: [conv2x2, conv3x3, none]}, from: {choice: [none, identity, conv3x3]}}
+stage1: {width_mult: 1}
+stage2: {width_mult: 2}
+stage3: {width_mult: 4}
+"""
+EPOCHS = 3
+
+
+def write_seeded(folder: Path, name: str, **overrides) -> Path:
+    (folder / "seeded_space.yaml").write_text(SEEDED_SPACE)
+    data = {
+        "name": name,
+        "space": "seeded_space.yaml",
+        "dataset": "synthetic:train=64,val=48,test=32,classes=4,channels=1,noise=0.6",
+        "fidelity": {"epochs": EPOCHS, "batch_size": 16, "lr": 0.01, "image_size": 8, "eval_batch_size": 64},
+        "trials": 6,
+        "max_concurrent": 2,
+        "scheduler": {"type": "moasha", "grace_period": 1, "reduction_factor": 2},
+        "prescreen": {"pool": 8, "keep": 2},
+        "baselines": ["mlp_spe_micro"],
+        "costs": {"calibration_images": 16},
+        "seed": 1,
+        **overrides,
+    }
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+@pytest.fixture(scope="module")
+def searched(tmp_path_factory):
+    """(results folder, experiment path) of one finished search."""
+    from snn_nas.cli.main import main
+
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    folder = tmp_path_factory.mktemp("strategies")
+    path = write_seeded(folder, "seeded")
+    results = folder / "results"
+    assert main(["search", str(path), "--results-dir", str(results), "--num-cpus", "2", "--no-progress"]) == 0
+    return results / "seeded", path
+
+
+def _sampler_trials(directory: Path):
+    import optuna
+
+    study = optuna.load_study(study_name="seeded", storage=f"sqlite:///{directory / 'sampler.db'}")
+    return sorted(study.trials, key=lambda t: t.number)
+
+
+def test_warm_start_and_prescreen_candidates_are_the_first_trials(searched):
+    from snn_nas.presets import get_preset
+    from snn_nas.search.experiment import load_experiment
+    from snn_nas.search.prescreen import prescreen_samples
+    from snn_nas.search.trial import TrialSpec
+    from snn_nas.space import load_space
+
+    directory, path = searched
+    table = load_results(directory)
+    seed_key = get_preset("mlp_spe_micro").key()
+    # the baseline ran first, at the search's fidelity ...
+    baseline = table[table["baseline"] == "mlp_spe_micro"]
+    assert len(baseline) == 1 and baseline.iloc[0]["key"] == seed_key and baseline.iloc[0]["status"] == "ok"
+    # ... and the samplers handed out the seed design, then the pre-screen's pick, before drawing their own
+    experiment = load_experiment(path)
+    space = load_space(experiment.space)
+    picked = prescreen_samples(experiment, space, TrialSpec.from_experiment(experiment), exclude={seed_key})
+    expected = [seed_key, *[space.decode(sample).key() for sample in picked]]
+    first = _sampler_trials(directory)[:3]
+    assert [t.user_attrs.get("enqueued_by") for t in first] == ["warm_start", "prescreen", "prescreen"]
+    assert [t.user_attrs.get("key") for t in first] == expected
+    search = table[table["baseline"] == ""]
+    assert set(expected) <= set(search["key"])  # trained as normal trials of the search
+    assert len(search) == 6 and search["trial_id"].is_unique
+
+
+def test_every_row_has_its_curve_and_the_scheduler_stopped_at_rungs(searched):
+    directory, _ = searched
+    table = load_results(directory)
+    for row in table.to_dict("records"):
+        curve = parse_curve(row["curve"])
+        if row["status"] == "invalid":
+            assert curve == []
+            continue
+        assert [point["epoch"] for point in curve] == list(range(1, len(curve) + 1))
+        assert len(curve) == row["epochs"] and curve[-1]["val_acc"] == pytest.approx(row["val_acc"])
+        assert curve[-1]["sops"] == pytest.approx(row["sops"])
+        if row["status"] == "ok":
+            assert len(curve) == EPOCHS
+        if row["status"] == "stopped":  # moasha stops at a rung: epoch 1 or 2 (grace 1, factor 2)
+            assert len(curve) in (1, 2)
+
+
+def test_the_users_study_holds_real_results_only(searched):
+    import optuna
+
+    directory, _ = searched
+    table = load_results(directory)
+    study = optuna.load_study(study_name="seeded", storage=f"sqlite:///{directory / 'optuna.db'}")
+    assert study.metric_names == ["val_acc", "sops"]
+    by_id = {t.user_attrs["trial_id"]: t for t in study.trials}
+    assert set(by_id) == set(table["trial_id"])  # one trial per row, no duplicate draws
+    for row in table.to_dict("records"):
+        trial = by_id[row["trial_id"]]
+        assert trial.user_attrs["status"] == row["status"]
+        if row["status"] == "ok":
+            assert trial.state == optuna.trial.TrialState.COMPLETE
+            assert trial.values == [row["val_acc"], row["sops"]]  # the table's values, nothing else
+            assert trial.user_attrs["key"] == row["key"] and trial.user_attrs["summary"] == row["summary"]
+        else:
+            assert trial.values is None and trial.state != optuna.trial.TrialState.COMPLETE
+    assert "invalid" in set(table["status"])  # a ruled-out draw: FAIL here, a placeholder only for the samplers
+    sampler = _sampler_trials(directory)
+    placeholders = [t for t in sampler if t.user_attrs.get("status") == "invalid"]
+    assert placeholders and all(
+        t.state == optuna.trial.TrialState.COMPLETE and t.values[0] == 0.0 for t in placeholders
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _get(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def test_optuna_dashboard_shows_names_trials_and_real_values(searched):
+    directory, _ = searched
+    table = load_results(directory)
+    port = _free_port()
+    program = str(Path(sys.executable).parent / "optuna-dashboard")  # the dev dependency's command
+    dashboard = subprocess.Popen(
+        [program, f"sqlite:///{directory / 'optuna.db'}", "--port", str(port),
+         "--host", "127.0.0.1", "--quiet"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                studies = _get(f"http://127.0.0.1:{port}/api/studies")
+                break
+            except OSError:
+                if time.monotonic() > deadline or dashboard.poll() is not None:
+                    raise
+                time.sleep(0.3)
+        [summary] = studies["study_summaries"]
+        detail = _get(f"http://127.0.0.1:{port}/api/studies/{summary['study_id']}")
+    finally:
+        dashboard.terminate()
+        dashboard.wait(timeout=30)
+    assert summary["study_name"] == "seeded" and summary["directions"] == ["maximize", "minimize"]
+    assert detail["objective_names"] == ["val_acc", "sops"]
+    assert len(detail["trials"]) == len(table)
+    rows = {row["trial_id"]: row for row in table.to_dict("records")}
+    for trial in detail["trials"]:
+        attrs = {a["key"]: a["value"] for a in trial["user_attrs"]}
+        row = rows[attrs["trial_id"]]
+        if trial["state"] == "Complete":
+            assert row["status"] == "ok" and trial["values"] == [row["val_acc"], row["sops"]]
+        else:
+            assert row["status"] != "ok" and not trial.get("values")
+
+
+# ---------------------------------------------------------------------- the audit of that search
+def _audit_command(directory: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "snn_nas.cli.main", "audit", str(directory), "--sample", "4", "--epochs", "2",
+            "--num-cpus", "2", *extra]  # fmt: skip
+
+
+def test_audit_resumes_after_a_kill_and_reports_scipys_tau(searched):
+    import pandas as pd
+    from scipy import stats
+
+    directory, _ = searched
+    journal = directory / "audit" / "audit.jsonl"
+    process = subprocess.Popen(
+        [*_audit_command(directory), "--no-progress"],
+        start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and process.poll() is None:
+            if journal.is_file() and journal.read_text().count("\n") >= 1:
+                break
+            time.sleep(0.05)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)  # the audit and the Ray processes it started
+        process.wait()
+    before = {row["key"]: row for row in map(json.loads, journal.read_text().splitlines())}
+    assert 1 <= len(before) < 4, "the audit must be killed mid-way"
+
+    done = subprocess.run([*_audit_command(directory), "--json"], capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert f"{len(before)} already done, {4 - len(before)} to train" in done.stderr
+    after = {row["key"]: row for row in map(json.loads, journal.read_text().splitlines())}
+    assert len(journal.read_text().splitlines()) == 4  # the finished ones were not trained again
+    for key, row in before.items():
+        assert after[key] == row
+
+    table = pd.read_parquet(directory / "audit" / "audit.parquet")
+    assert len(table) == 4 and table["on_front"].any()
+    ok = table[table["status"] == "ok"]
+    expected = stats.kendalltau(ok["proxy_val_acc"], ok["val_acc"]).statistic
+    assert (report["kendall_tau"] is None and math.isnan(expected)) or report["kendall_tau"] == pytest.approx(expected)
+    for name in ("kendall_tau", "spearman_rho", "kendall_tau_sops", "kendall_tau_params", "kendall_tau_top",
+                 "sops_drift_median", "sops_drift_max", "front_recall", "top1_regret", "n"):  # fmt: skip
+        assert name in report
+    assert report["n"] == len(ok) and report["high_fidelity"]["train_on"] == "train"
+    assert ((ok["test_acc"] >= 0) & (ok["test_acc"] <= 1)).all()
+    assert (directory / "audit" / "audit.png").stat().st_size > 0
+
+
+def test_audit_bad_input_is_one_line(searched, tmp_path):
+    directory, _ = searched
+
+    def audit(*argv: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "snn_nas.cli.main", "audit", *argv], capture_output=True,
+                              text=True, cwd=REPO)  # fmt: skip
+
+    for argv, message in (
+        ([str(directory), "--sample", "1"], "--sample: 1; an audit needs at least 3"),
+        ([str(tmp_path / "nowhere")], "no such results folder"),
+        ([str(directory / "audit")], "audit"),  # a folder of another kind
+    ):
+        result = audit(*argv)
+        assert result.returncode == 2, result.stderr
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and message in lines[0] and "Traceback" not in result.stderr
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    from snn_nas.search.results import ResultStore
+
+    ResultStore(empty).record({"trial_id": "t0", "status": "invalid", "error": "ruled out"})
+    result = audit(str(empty))
+    assert result.returncode == 2 and "has 0 finished ('ok') trial(s)" in result.stderr
