@@ -2,20 +2,24 @@
 
 Usage::
 
-    python experiments/screenshot_pareto.py RESULTS_DIR [--out docs/img/pareto_page.png] [--no-hover]
+    python experiments/screenshot_pareto.py RESULTS_DIR [--out docs/img/pareto_page.png] [--hover-key KEY | --no-hover]
 
 It runs ``snn-nas pareto RESULTS_DIR`` (which rewrites ``pareto.html`` and the other pareto files
 of that folder), copies the page to a temporary file with a small script that opens the hover
-label of the cheapest search-front point (a static screenshot shows no hover otherwise),
-and renders it with::
+label of one point (``--hover-key``, default: the cheapest search-front point; a static
+screenshot shows no hover otherwise), and renders it with::
 
-    chromium --headless --no-sandbox --disable-gpu ... --screenshot=OUT --window-size=1200,880 file://PAGE
+    chromium --headless --no-sandbox --disable-gpu ... --screenshot=OUT --window-size=1200,900 file://PAGE
 
 ``docs/img/pareto_page.png`` was made from a real search folder, not a hand-made table: a tiny
 search of the bundled quick experiment with its seed baselines (the default), on 2 CPU cores::
 
     snn-nas search quick --num-samples 12 --name shot --results-dir /tmp/snn_shot --no-progress
-    python experiments/screenshot_pareto.py /tmp/snn_shot/shot
+    snn-nas retrain /tmp/snn_shot/shot --key 1767e291e9c2 --epochs 3   # a test accuracy to show
+    python experiments/screenshot_pareto.py /tmp/snn_shot/shot --hover-key 1c87f21292a7
+
+(12 trials and the two baselines in 216 s, the retraining in 6 minutes.) The hovered trial lies
+in an empty part of the plot, so that its label hides no front member or baseline.
 
 Chromium is not a Python dependency. Install it with your system's package manager, e.g.
 ``apt-get install -y chromium`` on Debian/Ubuntu, or point ``--chromium`` (or the ``CHROMIUM``
@@ -25,6 +29,7 @@ environment variable) at a Chrome/Chromium binary.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -33,19 +38,23 @@ import tempfile
 from pathlib import Path
 
 CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
-WINDOW = "1200,880"
+WINDOW = "1200,900"
 
-# opens the hover label of the cheapest point of the "search front" trace once plotly has drawn
+# once plotly has drawn, opens the hover label of the point whose key is KEY (null: the cheapest
+# point of the search front)
 HOVER_SCRIPT = """
 <script>
 window.addEventListener("load", function () {
-  var gd = document.querySelector(".plotly-graph-div");
+  var key = KEY, gd = document.querySelector(".plotly-graph-div");
   if (!gd || !gd.data) { return; }
-  var i = gd.data.findIndex(function (t) { return t.name === "search front"; });
-  if (i < 0) { return; }
-  var xs = gd.data[i].x, best = 0;
-  for (var k = 1; k < xs.length; k++) { if (xs[k] < xs[best]) { best = k; } }
-  Plotly.Fx.hover(gd, [{curveNumber: i, pointNumber: best}]);
+  for (var i = 0; i < gd.data.length; i++) {
+    var texts = gd.data[i].hovertext || [], xs = gd.data[i].x, best = -1;
+    for (var k = 0; k < texts.length; k++) {
+      if (key ? texts[k].indexOf("key " + key) === 0 : gd.data[i].name === "search front"
+          && (best < 0 || xs[k] < xs[best])) { best = k; }
+    }
+    if (best >= 0) { Plotly.Fx.hover(gd, [{curveNumber: i, pointNumber: best}]); return; }
+  }
 });
 </script>
 """
@@ -92,7 +101,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("results_dir", type=Path, metavar="RESULTS_DIR", help="a folder written by 'snn-nas search'")
     parser.add_argument("--out", type=Path, default=Path("docs/img/pareto_page.png"), help="the PNG to write")
     parser.add_argument("--chromium", default=None, help="Chromium/Chrome binary (default: found on PATH)")
-    parser.add_argument("--no-hover", action="store_true", help="do not open a hover label")
+    hover = parser.add_mutually_exclusive_group()
+    hover.add_argument(
+        "--hover-key", default=None, help="open the hover label of this trial (default: cheapest front point)"
+    )
+    hover.add_argument("--no-hover", action="store_true", help="do not open a hover label")
     parser.add_argument("--window", default=WINDOW, help=f"window size W,H in pixels (default: {WINDOW})")
     args = parser.parse_args(argv)
 
@@ -104,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
         return code
     html = (args.results_dir / "pareto.html").read_text(encoding="utf-8")
     if not args.no_hover:
-        html = html.replace("</body>", HOVER_SCRIPT + "</body>", 1)
+        script = HOVER_SCRIPT.replace("KEY", json.dumps(args.hover_key))
+        html = html.replace("</body>", script + "</body>", 1)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="pareto-page-") as tmp:
         page = Path(tmp) / "pareto.html"

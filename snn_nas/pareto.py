@@ -238,3 +238,26 @@ def positions(loss_values: np.ndarray | Sequence[Sequence[float]]) -> np.ndarray
     where = np.empty_like(order)
     where[order] = np.arange(order.size)
     return where
+
+
+def points_ahead(loss_values: np.ndarray | Sequence[Sequence[float]]) -> np.ndarray:
+    """``[n]`` how many points are strictly ahead of each point of ``loss_values`` (``[n, m]``) in
+    ``nondominated_order``'s key without the index tie-break: point ``j`` is ahead of ``i`` when
+    ``rank(j) < rank(i)``, or ``rank(j) == rank(i)`` and ``crowding(j) > crowding(i)``.
+
+    A competition ranking ("1224"): points that tie on rank and crowding share the best position of
+    their group, so the two ends of one front (both at infinite crowding) are both at position 0.
+    """
+    points = _as_points(loss_values)
+    n = points.shape[0]
+    if n == 0:
+        return np.zeros(0, dtype=int)
+    ranks = non_domination_ranks(points)
+    crowding = np.zeros(n)
+    for rank in np.unique(ranks):
+        members = np.flatnonzero(ranks == rank)
+        crowding[members] = crowding_distance(points[members])
+    ahead = (ranks[None, :] < ranks[:, None]) | (
+        (ranks[None, :] == ranks[:, None]) & (crowding[None, :] > crowding[:, None])
+    )
+    return ahead.sum(axis=1)

@@ -42,6 +42,7 @@ AXIS_LABELS = {
     "time_steps": "time steps T",
 }
 EDGE_FACTOR = 3.0  # on a log axis the non-spiking marker sits at (smallest cost) / EDGE_FACTOR
+HOVER_SOURCES = {"retrain": "retrained on train+val", "audit": "audit at a higher fidelity"}
 NON_SPIKING_LEGEND = "non-spiking: 0 SOPs, not comparable;\ndrawn at the left edge, compared on energy"
 
 
@@ -126,7 +127,7 @@ def _hover(row: dict[str, Any], x: str, *, off_axis: bool = False, verdict: str 
     lines.append(f"accuracy {100 * float(row['val_acc']):.2f}% (validation, search fidelity)")
     test_acc, source = row.get("test_acc"), row.get("test_acc_source") or ""
     if not is_missing(test_acc):
-        lines.append(f"test accuracy {100 * float(test_acc):.2f}% ({TEST_ACC_SOURCES.get(source, source)})")
+        lines.append(f"test accuracy {100 * float(test_acc):.2f}% ({HOVER_SOURCES.get(source, source)})")
     for name in ("sops", "energy_uj", "params", "time_steps"):
         if name in row and not is_missing(row[name]):
             value = row[name]
@@ -451,7 +452,7 @@ def draw_pareto_html(info: ParetoPlotInfo, path: str | Path) -> Path:
         xaxis={"title": info.x_label, "type": "log", "dtick": "D2"} if info.log_x else {"title": info.x_label},
         yaxis={"title": info.y_label},
         template="plotly_white",
-        hoverlabel={"align": "left"},
+        hoverlabel={"align": "left", "bgcolor": "white", "font": {"color": "#222222"}},
         legend={"orientation": "h", "yanchor": "top", "y": -0.15, "xanchor": "left", "x": 0},
         margin={"t": 80, "b": 40},
     )

@@ -236,7 +236,7 @@ class BaselineComparison:
             "dominated_by_front": list(self.dominated_by_front),
             "best_cheaper": self.best_cheaper,
             "best_cheaper_acc": self.best_cheaper_acc,
-            "margin_points": self.margin_points,
+            "margin_points": None if self.margin_points is None else round(self.margin_points, 6),
             "verdict": baseline_verdict(self),
         }
 

@@ -148,12 +148,9 @@ def _experiment_costs(results_dir: Path) -> dict[str, Any]:
     path = results_dir / "experiment.yaml"
     if not path.is_file():
         return {}
-    import yaml
+    from snn_nas.yamlutil import read_yaml
 
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError:
-        return {}
+    data = read_yaml(path, what="the search's experiment file", error=RetrainError)
     costs = data.get("costs") if isinstance(data, dict) else None
     return dict(costs) if isinstance(costs, dict) else {}
 

@@ -163,14 +163,18 @@ def test_cli_search_smoke(tmp_path, ray_env, capsys):
         model = build_model(genotype, num_classes=4, image_size=8, in_chans=1)
         assert sum(p.numel() for p in model.parameters()) == row["params"]
 
-    # the Optuna study beside the table holds both objectives of every trial
-    study = optuna.load_study(study_name="smoke", storage=f"sqlite:///{folder / 'optuna.db'}")
+    # the samplers' study holds both objectives of every search trial, and nothing is left running
+    study = optuna.load_study(study_name="smoke", storage=f"sqlite:///{folder / 'sampler.db'}")
     told = {t.user_attrs["ray_trial_id"]: t for t in study.trials if "ray_trial_id" in t.user_attrs}
     assert set(told) == set(search["trial_id"])
     for row in search.to_dict("records"):
         trial = told[row["trial_id"]]
         assert trial.state == optuna.trial.TrialState.COMPLETE and trial.values == [row["val_acc"], row["sops"]]
     assert not [t for t in study.trials if t.state == optuna.trial.TrialState.RUNNING]
+    # the user's study mirrors the table, one trial per row (tests/test_search_strategies.py has more)
+    user = optuna.load_study(study_name="smoke", storage=f"sqlite:///{folder / 'optuna.db'}")
+    comparable = table[table["baseline"] != "snn_mlp_micro"]  # non-spiking: 0 SOPs, compared on energy instead
+    assert {t.user_attrs["trial_id"] for t in user.trials} == set(comparable["trial_id"])
 
     # the seed presets ran at the same fidelity, marked as baselines
     baselines = table[table["baseline"] != ""].set_index("baseline")
@@ -193,7 +197,7 @@ def test_cli_search_smoke(tmp_path, ray_env, capsys):
         assert (folder / name).stat().st_size > 0
     assert main(["retrain", str(folder), "--rank", "0", "--epochs", "1", "--no-progress", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["key"] == front[0]["key"] and 0.0 <= report["val_acc"] <= 1.0
+    assert report["key"] == front[0]["key"] and 0.0 <= report["test_acc"] <= 1.0
     from snn_nas import load_model
 
     model = load_model(folder / "retrain" / report["key"] / report["checkpoint"])
@@ -285,7 +289,12 @@ def test_search_on_a_two_node_cluster_records_failures_and_retries_dead_workers(
         cluster.add_node(**node)
         cluster.wait_for_nodes()
         outcome = run_search(
-            experiment, results_dir=tmp_path / "results", address=cluster.address, space=space, progress=False
+            experiment,
+            results_dir=tmp_path / "results",
+            address=cluster.address,
+            space=space,
+            progress=False,
+            baselines=False,
         )
     finally:
         cluster.shutdown()

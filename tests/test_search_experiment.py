@@ -109,7 +109,7 @@ def test_space_path_is_resolved_relative_to_the_file(tmp_path):
         ({"space": "quick", "constraints": {"max_sops": -1}}, "constraints.max_sops: expected a number > 0"),
         (
             {"space": "quick", "scheduler": "hyperband"},
-            "scheduler: 'hyperband' is not allowed; choose one of ['none', 'asha']",
+            "scheduler: 'hyperband' is not allowed; choose one of ['none', 'asha', 'moasha']",
         ),
         (
             {"space": "quick", "scheduler": {"type": "asha", "grace_period": 9}},

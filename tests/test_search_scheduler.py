@@ -63,8 +63,18 @@ def test_rung_continues_hand_computed():
     assert not rung_continues(two, np.array([3.0, 3.0]), 2)  # position 2
     # quota max(1, ceil(3 / 4)) = 1: only position 0 continues
     assert not rung_continues(two, np.array([1.0, 1.0]), 4)
-    # an exact copy of the only recorded point ties and loses (newcomer last): position 1 >= quota 1
-    assert not rung_continues(np.array([[1.0, 1.0]]), np.array([1.0, 1.0]), 2)
+    # ties continue, as in ASHA: an exact copy of the only recorded point has nobody strictly ahead
+    assert rung_continues(np.array([[1.0, 1.0]]), np.array([1.0, 1.0]), 2)
+    # the ends of the first front continue (infinite crowding); an interior front point may not.
+    # Front (0, 3), (1, 1), (3, 0), quota ceil(3 / 2) = 2: the two ends are ahead of the middle one
+    ends = np.array([[0.0, 3.0], [3.0, 0.0]])
+    assert not rung_continues(ends, np.array([1.0, 1.0]), 2)
+    assert rung_continues(np.array([[0.0, 3.0], [1.0, 1.0]]), np.array([3.0, 0.0]), 2)  # a new cheapest end
+    # a wider front: a point filling a gap is ahead of one in a crowded region
+    front = np.array([[0.0, 3.0], [3.0, 0.0], [1.0, 2.0], [2.0, 1.0], [1.5, 1.5]])
+    # new (1.1, 1.9): crowding 0.5/3 + 0.5/3, behind every other point (0.73, 1.0, 0.6, 2 x inf): 5 ahead
+    assert not rung_continues(front, np.array([1.1, 1.9]), 2)  # quota ceil(6 / 2) = 3
+    assert rung_continues(front, np.array([-0.1, 4.0]), 2)  # a new most-accurate end: nobody ahead
 
 
 # ----------------------------------------------------------------------------- multi-objective rule

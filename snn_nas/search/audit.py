@@ -97,12 +97,9 @@ def _stored_experiment(root: Path) -> dict[str, Any]:
     path = root / EXPERIMENT_FILE
     if not path.is_file():
         return {}
-    import yaml
+    from snn_nas.yamlutil import read_yaml
 
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError):
-        return {}
+    data = read_yaml(path, what="the search's experiment file", error=AuditError)
     return data if isinstance(data, dict) else {}
 
 

@@ -57,7 +57,17 @@ STRING_COLUMNS = (
     "curve",
 )
 INT_COLUMNS = ("seed", "params", "time_steps", "epochs")
-FLOAT_COLUMNS = ("val_acc", "val_loss", "sops", "macs", "energy_uj", "macs_per_step", "firing_rate", "wall_s")
+FLOAT_COLUMNS = (
+    "val_acc",
+    "val_loss",
+    "sops",
+    "macs",
+    "energy_uj",
+    "macs_per_step",
+    "firing_rate",
+    "wall_s",
+    "finished_at",
+)
 BOOL_COLUMNS = ("feasible",)
 
 COLUMNS = (
@@ -85,11 +95,14 @@ COLUMNS = (
     "feasible",
     "node",
     "curve",
+    "finished_at",
 )
 """Table columns in order: the contract's columns, then ``feasible`` (every constraint of the
 experiment holds; null when unknown), ``node`` (the Ray node that ran the trial) and ``curve``
 (JSON list of the per-epoch values the scheduler saw: ``{"epoch", "val_acc", "val_loss",
-"sops", "macs", "energy_uj", "firing_rate", "wall_s"}``; ``[]`` for a trial never trained).
+"sops", "macs", "energy_uj", "firing_rate", "wall_s"}``; ``[]`` for a trial never trained) and
+``finished_at`` (Unix time at which the driver recorded the row: with the search's start, the
+wall-clock progress of a search, e.g. for ``experiments/benchmarks/search_quality.py``).
 Units: ``sops`` and ``macs`` per image, ``energy_uj`` microjoules per image, ``val_acc`` a
 fraction, ``wall_s`` seconds of the trial's own work."""
 

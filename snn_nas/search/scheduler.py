@@ -18,10 +18,13 @@ factor, it continues when::
 
 The one-objective cutoff is Ray ASHA's (``np.nanpercentile``, linear interpolation, ties continue),
 so with one objective this scheduler makes exactly ``ASHAScheduler``'s decisions on finite values.
-For ``m >= 2``, ``p_x`` is the 0-based *position* of ``x`` in ``snn_nas.pareto.nondominated_order``
-of ``[y_r for r in R (in recording order)] + [y_x]``: by non-domination rank, then crowding distance
-within the front (descending), then index, so complete ties go against the newcomer. A trial that
-dominates every recorded one is alone on the first front, has position 0 and always continues.
+For ``m >= 2``, ``p_x`` is the number of points of ``R + [y_x]`` strictly ahead of ``x``
+(``snn_nas.pareto.points_ahead``): with a lower non-domination rank, or the same rank and a larger
+crowding distance within that front. Ties continue, as in ASHA: a point no other point is strictly
+ahead of has position 0. So a trial that dominates every recorded one (alone on the first front)
+always continues, and so do the two ends of the rung's first front (the most accurate and the
+cheapest trial recorded there, both at infinite crowding distance): the search never stops the
+trial that is best on one objective at its rung.
 (Syne Tune's MOASHA feeds the sorted index list, an order, where a rank per point is expected, so it
 judges the newcomer by the index of the worst point and can stop a trial that dominates its rung.)
 
@@ -63,7 +66,7 @@ from ray.tune.experiment import Trial
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
 from snn_nas.errors import SnnNasError
-from snn_nas.pareto import positions
+from snn_nas.pareto import points_ahead
 
 if TYPE_CHECKING:  # pragma: no cover
     from ray.tune.execution.tune_controller import TuneController
@@ -91,8 +94,8 @@ def rung_continues(recorded: np.ndarray, loss: np.ndarray, reduction_factor: flo
 
     ``recorded`` is ``[r, m]``: the finite loss vectors already recorded at the rung. The rule of the
     module docstring: ``r == 0`` -> True; ``m == 1`` -> ``-loss >= nanpercentile(-recorded, 100 (1 - 1/rf))``
-    (Ray ASHA's cutoff); ``m >= 2`` -> the position ``p`` of ``loss`` in
-    ``nondominated_order(recorded + [loss])`` satisfies ``p < max(1, ceil((r + 1) / rf))``.
+    (Ray ASHA's cutoff); ``m >= 2`` -> the number ``p`` of points of ``recorded + [loss]`` strictly
+    ahead of ``loss`` (``points_ahead``) satisfies ``p < max(1, ceil((r + 1) / rf))``.
     """
     recorded = np.asarray(recorded, dtype=float)
     loss = np.asarray(loss, dtype=float)
@@ -103,7 +106,7 @@ def rung_continues(recorded: np.ndarray, loss: np.ndarray, reduction_factor: flo
         return bool(-loss[0] >= cutoff)
     points = np.vstack([recorded, loss[None, :]])
     quota = max(1, math.ceil(points.shape[0] / reduction_factor))
-    return bool(positions(points)[-1] < quota)
+    return bool(points_ahead(points)[-1] < quota)
 
 
 def _check_objectives(metrics: Sequence[str], modes: Sequence[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:

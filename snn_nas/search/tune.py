@@ -182,7 +182,7 @@ class _RecordTrials(tune.Callback):
             row = make_row(
                 trial.trial_id, sample, result, space=self.space, spec=self.spec, baseline=baseline, error=error
             )
-            row = self._store.record(row)
+            row = self._store.record({**row, "finished_at": time.time()})
         if self._study is not None and row is not None:
             try:
                 self._study.add(row, None if baseline else sample)
