@@ -2,7 +2,8 @@
 
 ``SearchProgress`` keeps the counts and the finished rows; the driver feeds it events. On a
 terminal it redraws a rich ``Live`` panel; elsewhere (logs, CI, tests) it prints one line per
-finished trial. ``current_front`` is a pure function over result rows (tested on its own).
+finished trial. ``current_front``, ``status_counts`` and ``status_summary`` are pure functions
+over result rows (tested on their own).
 """
 
 from __future__ import annotations
@@ -66,6 +67,34 @@ def format_metric(metric: str, value: Any) -> str:
     return f"{number:g}"
 
 
+FAILED_STATUSES = ("failed", "diverged", "invalid")
+"""Summed into ``failed_total`` and shown as one ``failed`` count."""
+SHOWN_STATUSES = ("ok", "stopped", "silent")
+"""Shown by name in the headline, in this order, before ``failed``; ``stopped`` covers every
+scheduler (``none`` never stops a trial; ``asha`` and ``moasha`` do, and ``snn_nas.search.trial.make_row``
+marks the row ``stopped`` the same way for both)."""
+SHOWN_IF_ANY = ("silent",)
+"""Of ``SHOWN_STATUSES``, those shown only when some row has them (so a search without them reads
+as before)."""
+
+
+def status_counts(rows: Sequence[Mapping[str, Any]], *, running: int = 0) -> dict[str, int]:
+    """``done`` (finished rows, any status), ``running``, one count per status found in ``rows``
+    and ``failed_total`` (the sum over ``FAILED_STATUSES``)."""
+    counts = {"done": len(rows), "running": running}
+    for row in rows:
+        status = str(row.get("status"))
+        counts[status] = counts.get(status, 0) + 1
+    counts["failed_total"] = sum(counts.get(s, 0) for s in FAILED_STATUSES)
+    return counts
+
+
+def status_summary(counts: Mapping[str, int]) -> str:
+    """The status part of the headline, e.g. ``ok 21, stopped 8, silent 2, failed 3``."""
+    parts = [f"{s} {counts.get(s, 0)}" for s in SHOWN_STATUSES if counts.get(s, 0) or s not in SHOWN_IF_ANY]
+    return ", ".join([*parts, f"failed {counts.get('failed_total', 0)}"])
+
+
 class SearchProgress:
     """Counts and front of a running search; ``live`` redraws a panel (default: on a TTY)."""
 
@@ -96,13 +125,8 @@ class SearchProgress:
 
     # ---------------------------------------------------------------- counts
     def counts(self) -> dict[str, int]:
-        """``done`` (finished, any status), ``running``, and one count per status."""
-        counts = {"done": len(self.rows), "running": len(self.running)}
-        for row in self.rows.values():
-            status = str(row.get("status"))
-            counts[status] = counts.get(status, 0) + 1
-        counts["failed_total"] = sum(counts.get(s, 0) for s in ("failed", "diverged", "invalid"))
-        return counts
+        """``status_counts`` of the finished rows and the running trials."""
+        return status_counts(list(self.rows.values()), running=len(self.running))
 
     def front(self) -> list[dict[str, Any]]:
         return current_front(list(self.rows.values()), self.metrics, self.modes, baselines=self.baselines)
@@ -111,8 +135,8 @@ class SearchProgress:
         c = self.counts()
         elapsed = time.monotonic() - self.started
         return (
-            f"{self.name}: {c['done']}/{self.total} done (ok {c.get('ok', 0)}, stopped {c.get('stopped', 0)}, "
-            f"failed {c['failed_total']}), {c['running']} running, front {len(self.front())}, {elapsed:.0f}s"
+            f"{self.name}: {c['done']}/{self.total} done ({status_summary(c)}), {c['running']} running, "
+            f"front {len(self.front())}, {elapsed:.0f}s"
         )
 
     # ---------------------------------------------------------------- events

@@ -256,7 +256,17 @@ def _journal_row(raw: bytes) -> dict[str, Any]:
         raise RowError(f"not valid JSON ({exc.msg} at column {exc.colno})") from None
     if not isinstance(value, dict):
         raise RowError(f"a JSON {type(value).__name__}, not a trial record")
-    return normalise_row(value)
+    return _validated(value)
+
+
+def _validated(row: dict[str, Any]) -> dict[str, Any]:
+    """``normalise_row``, with any failure on a value of the wrong type as a ``RowError``."""
+    try:
+        return normalise_row(row)
+    except RowError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise RowError(f"a value of the wrong type ({type(exc).__name__}: {exc})") from None
 
 
 def _read_table(path: Path) -> list[dict[str, Any]]:
@@ -282,7 +292,7 @@ def _read_table(path: Path) -> list[dict[str, Any]]:
     for number, record in enumerate(frame.to_dict("records"), start=1):
         row = {k: (None if _is_missing(v) else v) for k, v in record.items()}
         try:
-            rows.append(normalise_row(row))
+            rows.append(_validated(row))
         except RowError as exc:
             name = f" (trial_id {row['trial_id']})" if row.get("trial_id") else ""
             raise ResultsError(f"{path}: row {number}{name}: {exc}") from None

@@ -355,9 +355,15 @@ def _run_trials(experiment: Experiment, directory: Path, space: Any, spec: Trial
             ),
             run_config=_run_config(directory, SEARCH_RUN, callback, experiment),
         )
+    restored = resume and tune.Tuner.can_restore(str(path)) and any(path.glob("experiment_state-*.json"))
     grid = tuner.fit()
     recorded = [r for r in ResultStore(directory).rows() if not r.get("baseline")]
-    return grid.num_terminated + grid.num_errors == len(grid) and len(recorded) >= experiment.trials
+    finished_all = grid.num_terminated + grid.num_errors == len(grid)
+    if finished_all and restored and len(recorded) < experiment.trials:
+        # Ray finished every trial it knew, but the table is short (rows lost with a damaged journal
+        # and table): draw the missing trials in a fresh run instead of reporting an interruption.
+        return _run_trials(experiment, directory, space, spec, False, show)
+    return finished_all and len(recorded) >= experiment.trials
 
 
 def _reseed_scheduler(tuner: Any, experiment: Experiment, finished: list[dict[str, Any]]) -> None:
