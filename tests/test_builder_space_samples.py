@@ -17,15 +17,28 @@ from snn_nas.space import load_space, shipped_spaces
 SAMPLES = 100
 
 
+def groups_fit(genotype: Genotype, size: int) -> bool:
+    """Every group-LIF group fits its stage at ``size`` (as the space decoder checks at its own size;
+    the builder alone would accept more, passing short axes through)."""
+    try:
+        genotype.check_image_size(size)
+    except GenotypeError:
+        return False
+    sides = genotype.resolutions(size)
+    return all(
+        mixer.group <= side
+        for stage, side in zip(genotype.stages, sides, strict=True)
+        for mixer in (stage.token_h, stage.token_w)
+        if mixer.op == "group_lif"
+    )
+
+
 def smallest_image_size(genotype: Genotype, space_size: int) -> int:
     for size in (32, 64, 128, 256):
         if size > space_size:
             break
-        try:
-            genotype.check_image_size(size)
-        except GenotypeError:
-            continue
-        return size
+        if groups_fit(genotype, size):
+            return size
     return space_size
 
 

@@ -20,9 +20,10 @@ The seed design: ``mlp_spe_micro`` is trained once per seed at the same fidelity
 run *dominates* it when one of its ``ok`` trials, other than the seed design itself, is at least
 as accurate at no more SOPs.
 
-Strategies (``STRATEGIES``): random search; the previous default (TPE with accuracy-only ASHA);
-TPE with MOASHA; TPE with MOASHA and SAHD pre-screening; TPE with MOASHA and the warm start;
-NSGA-II with MOASHA and the warm start; and all of TPE's together. ``--trials`` scales the budget
+Strategies (``STRATEGIES``): random search (no early stopping); the previous default (TPE with
+accuracy-only ASHA); TPE with MOASHA; TPE with MOASHA and SAHD pre-screening; TPE with MOASHA and
+the warm start; NSGA-II with MOASHA and the warm start; TPE with the warm start and no early
+stopping (every trial a full proxy evaluation, like random search). ``--trials`` scales the budget
 down, the same for all. Runs already in ``--results-dir`` are read, not repeated (``--resume``
 is implied), so the benchmark can be stopped and continued.
 
@@ -56,12 +57,7 @@ STRATEGIES: dict[str, dict[str, Any]] = {
     "tpe_moasha_prescreen": {"sampler": "tpe", "scheduler": "moasha", "warm_start": "none", "prescreen": (64, 8)},
     "tpe_moasha_warm": {"sampler": "tpe", "scheduler": "moasha", "warm_start": "baselines"},
     "nsga2_moasha_warm": {"sampler": "nsga2", "sampler_options": (), "scheduler": "moasha", "warm_start": "baselines"},
-    "tpe_moasha_warm_prescreen": {
-        "sampler": "tpe",
-        "scheduler": "moasha",
-        "warm_start": "baselines",
-        "prescreen": (64, 8),
-    },
+    "tpe_warm": {"sampler": "tpe", "scheduler": "none", "warm_start": "baselines"},
 }
 
 

@@ -321,7 +321,8 @@ def _run_trials(experiment: Experiment, directory: Path, space: Any, spec: Trial
     callback = _RecordTrials(
         directory, space, spec, experiment.name, experiment.trials, experiment, show, baselines=False
     )
-    if resume and tune.Tuner.can_restore(str(path)) and any(path.glob("experiment_state-*.json")):
+    restored = resume and tune.Tuner.can_restore(str(path)) and any(path.glob("experiment_state-*.json"))
+    if restored:
         replay = {tid: {k: v for k, v in row.items() if k in RECORD_KEYS} for tid, row in finished.items()}
         trainable = _trainable(space, spec, replay)
         tuner = tune.Tuner.restore(str(path), trainable=trainable, resume_unfinished=True, resume_errored=False)
@@ -355,7 +356,6 @@ def _run_trials(experiment: Experiment, directory: Path, space: Any, spec: Trial
             ),
             run_config=_run_config(directory, SEARCH_RUN, callback, experiment),
         )
-    restored = resume and tune.Tuner.can_restore(str(path)) and any(path.glob("experiment_state-*.json"))
     grid = tuner.fit()
     recorded = [r for r in ResultStore(directory).rows() if not r.get("baseline")]
     finished_all = grid.num_terminated + grid.num_errors == len(grid)
