@@ -284,3 +284,46 @@ def test_audit_bad_input_is_one_line(searched, tmp_path):
     ResultStore(empty).record({"trial_id": "t0", "status": "invalid", "error": "ruled out"})
     result = audit(str(empty))
     assert result.returncode == 2 and "has 0 finished ('ok') trial(s)" in result.stderr
+
+
+# ---------------------------------------------------------------------- a search never reads test
+def test_search_never_reads_the_test_part_and_honours_no_baselines(tmp_path):
+    """CIFAR-10 files whose test batch is not a pickle at all: a search through Ray trains, ranks
+    on val and finishes, because nothing in it reads the test part (it is loaded lazily, and each
+    trial gets the splits with test withheld). --no-baselines leaves the baselines out."""
+    import pickle
+
+    import numpy as np
+
+    from snn_nas.cli.main import main
+    from snn_nas.data import load_dataset
+
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(1, 6):
+        labels = [(j + i) % 10 for j in range(8)]
+        data = rng.integers(0, 256, (8, 3072), dtype=np.uint8)
+        (folder / f"data_batch_{i}").write_bytes(pickle.dumps({b"data": data, b"labels": labels}))
+    (folder / "batches.meta").write_bytes(pickle.dumps({b"label_names": [f"c{i}".encode() for i in range(10)]}))
+    (folder / "test_batch").write_bytes(b"reading this file fails")
+    with pytest.raises(Exception, match="cannot read"):
+        len(load_dataset("cifar10:verify=0", data_root=str(tmp_path)).test)  # reading test does fail
+
+    (tmp_path / "tiny.yaml").write_text(
+        "name: tiny\nimage_size: 8\ntime_steps: {choice: [1, 2]}\npatch_size: 4\nnum_stages: 1\n"
+        "stage1: {dim: 6, depth: 1, token_h: {op: {choice: [mlp, none]}}}\n"
+    )
+    experiment = {
+        "name": "cifar", "space": "tiny.yaml", "dataset": "cifar10:verify=0", "data_root": str(tmp_path),
+        "fidelity": {"epochs": 1, "batch_size": 8, "image_size": 8, "eval_batch_size": 64},
+        "trials": 2, "max_concurrent": 2, "costs": {"calibration_images": 8}, "baselines": ["mlp_spe_micro"],
+    }  # fmt: skip
+    (tmp_path / "cifar.yaml").write_text(yaml.safe_dump(experiment))
+    argv = ["search", str(tmp_path / "cifar.yaml"), "--results-dir", str(tmp_path / "results"), "--num-cpus", "2",
+            "--no-progress", "--no-baselines"]  # fmt: skip
+    assert main(argv) == 0
+    table = load_results(tmp_path / "results" / "cifar")
+    assert len(table) == 2 and set(table["baseline"]) == {""}
+    # trained to the end ('silent': random pixels, one epoch, no spike left; a read of test would be 'failed')
+    assert set(table["status"]) <= {"ok", "silent"} and set(table["epochs"]) == {1}

@@ -63,8 +63,7 @@ class DataSplits:
     def without_test(self) -> DataSplits:
         """The same splits with ``test`` withheld: any read of it raises ``SplitWithheldError``
         (what a search trial gets, so that nothing in a search can look at test images)."""
-        size = None if self.test is None else _length(self.test)
-        return replace(self, test=WithheldTest(self.name, size))
+        return replace(self, test=WithheldTest(self.name))
 
     def describe(self) -> str:
         test = "no" if self.test is None else _length(self.test)
@@ -75,10 +74,12 @@ class DataSplits:
 
 
 def _length(dataset: Dataset) -> int | str:
-    try:
-        return len(dataset)  # type: ignore[arg-type]
-    except SplitWithheldError:
+    """The size of a part, without reading a part that is withheld or not read yet."""
+    if isinstance(dataset, WithheldTest):
         return "withheld"
+    if isinstance(dataset, LazyDataset) and not dataset.built:
+        return "(read on first use)"
+    return len(dataset)  # type: ignore[arg-type]
 
 
 class SplitWithheldError(SnnNasError, RuntimeError):
@@ -88,9 +89,8 @@ class SplitWithheldError(SnnNasError, RuntimeError):
 class WithheldTest(Dataset):
     """Stands in for the test part inside a search: reading it raises ``SplitWithheldError``."""
 
-    def __init__(self, name: str, size: int | str | None) -> None:
+    def __init__(self, name: str) -> None:
         self.name = name
-        self.size = size
 
     def _refuse(self) -> SplitWithheldError:
         return SplitWithheldError(
@@ -112,6 +112,10 @@ class LazyDataset(Dataset):
     def __init__(self, build: Callable[[], Dataset]) -> None:
         self._build = build
         self._dataset: Dataset | None = None
+
+    @property
+    def built(self) -> bool:
+        return self._dataset is not None
 
     @property
     def dataset(self) -> Dataset:
