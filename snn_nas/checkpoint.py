@@ -12,8 +12,9 @@ A checkpoint is a ``torch.save``'d dict of tensors and primitives (loadable with
     model_args                             # num_classes, image_size, in_chans, time_steps
     rng                                    # torch CPU / CUDA generator states, data-loader generator
 
-The training engine keeps ``<out>/last.pt`` (after every epoch) and ``<out>/best.pt`` (the epoch
-with the best validation accuracy so far).
+The training engine keeps ``<out>/last.pt`` (after every epoch) and, when it trains on ``train``
+with ``val`` held out, ``<out>/best.pt`` (the epoch with the best validation accuracy so far); a
+run on ``train+val`` (``snn-nas retrain``) holds nothing out and writes no ``best.pt``.
 """
 
 from __future__ import annotations

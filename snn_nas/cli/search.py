@@ -144,4 +144,6 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
+    where = outcome.directory
+    print(f"next: snn-nas pareto {where}  |  snn-nas retrain {where}  |  snn-nas audit {where}")
     return 0
