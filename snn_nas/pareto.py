@@ -205,6 +205,21 @@ def crowding_distance(loss_values: np.ndarray | Sequence[Sequence[float]]) -> np
     return distance
 
 
+def ranks_and_crowding(loss_values: np.ndarray | Sequence[Sequence[float]]) -> tuple[np.ndarray, np.ndarray]:
+    """``([n] non-domination ranks, [n] crowding distances)``, each point's crowding distance
+    computed within its own front (``crowding_distance`` of the points of equal rank)."""
+    points = _as_points(loss_values)
+    n = points.shape[0]
+    if n == 0:
+        return np.zeros(0, dtype=int), np.zeros(0)
+    ranks = non_domination_ranks(points)
+    crowding = np.zeros(n)
+    for rank in np.unique(ranks):
+        members = np.flatnonzero(ranks == rank)
+        crowding[members] = crowding_distance(points[members])
+    return ranks, crowding
+
+
 def nondominated_order(loss_values: np.ndarray | Sequence[Sequence[float]]) -> np.ndarray:
     """``[n]`` permutation of the point indices of ``loss_values`` (``[n, m]``), best first.
 
@@ -217,16 +232,8 @@ def nondominated_order(loss_values: np.ndarray | Sequence[Sequence[float]]) -> n
     ``order[0]`` is the best point and ``order[p]`` the point at position ``p``; this is an *order*,
     not a rank per point: use ``positions`` for the position of each point.
     """
-    points = _as_points(loss_values)
-    n = points.shape[0]
-    if n == 0:
-        return np.zeros(0, dtype=int)
-    ranks = non_domination_ranks(points)
-    crowding = np.zeros(n)
-    for rank in np.unique(ranks):
-        members = np.flatnonzero(ranks == rank)
-        crowding[members] = crowding_distance(points[members])
-    return np.lexsort((np.arange(n), -crowding, ranks))  # last key is the primary one
+    ranks, crowding = ranks_and_crowding(loss_values)
+    return np.lexsort((np.arange(len(ranks)), -crowding, ranks))  # last key is the primary one
 
 
 def positions(loss_values: np.ndarray | Sequence[Sequence[float]]) -> np.ndarray:
@@ -248,15 +255,7 @@ def points_ahead(loss_values: np.ndarray | Sequence[Sequence[float]]) -> np.ndar
     A competition ranking ("1224"): points that tie on rank and crowding share the best position of
     their group, so the two ends of one front (both at infinite crowding) are both at position 0.
     """
-    points = _as_points(loss_values)
-    n = points.shape[0]
-    if n == 0:
-        return np.zeros(0, dtype=int)
-    ranks = non_domination_ranks(points)
-    crowding = np.zeros(n)
-    for rank in np.unique(ranks):
-        members = np.flatnonzero(ranks == rank)
-        crowding[members] = crowding_distance(points[members])
+    ranks, crowding = ranks_and_crowding(loss_values)
     ahead = (ranks[None, :] < ranks[:, None]) | (
         (ranks[None, :] == ranks[:, None]) & (crowding[None, :] > crowding[:, None])
     )

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import sys
 import time
 from collections.abc import Iterator, Mapping
@@ -36,7 +35,7 @@ from ray import tune
 from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 from ray.tune.search import ConcurrencyLimiter
 
-from snn_nas.search.cluster import check_resources, ray_session
+from snn_nas.search.cluster import check_resources, environment, ray_session
 from snn_nas.search.experiment import Experiment
 from snn_nas.search.layout import (
     BASELINE_RUN,
@@ -67,22 +66,6 @@ BASELINE_PARAM = "_baseline"
 
 
 # ---------------------------------------------------------------------- helpers
-@contextlib.contextmanager
-def _environment(**values: str) -> Iterator[None]:
-    """Set environment variables for the duration of the block (Ray reads some at call time)."""
-    previous = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, value in previous.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
-# ---------------------------------------------------------------------- the trainable
 def _node_name() -> str:
     try:
         return f"{ray.util.get_node_ip_address()}/{ray.get_runtime_context().get_node_id()[:8]}"
@@ -201,7 +184,7 @@ def _quiet(verbose: bool) -> Iterator[None]:
         for name in names:
             logging.getLogger(name).setLevel(logging.ERROR)
     try:  # the legacy reporter at verbose=0 prints nothing; SearchProgress draws the progress
-        with warnings_quiet(), _environment(**({} if verbose else {"RAY_AIR_NEW_OUTPUT": "0"})):
+        with warnings_quiet(), environment(**({} if verbose else {"RAY_AIR_NEW_OUTPUT": "0"})):
             yield
     finally:
         for name, level in previous.items():
