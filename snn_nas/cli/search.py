@@ -16,12 +16,20 @@ each one at the experiment's fidelity and measures its synaptic operations, ener
 parameters after every epoch. Without arguments it runs experiments/quick.yaml (the quick space
 on the bundled 5,000-image MNIST subset) on a local Ray instance on the CPU.
 
+Trials train on the dataset's training part and are ranked on its held-out validation part;
+the test part is never read by a search (snn-nas retrain and snn-nas audit measure it after).
+The experiment may start from known designs (warm_start: its baselines that are members of the
+space are the first trials) and from a training-free pre-screen (prescreen), and its scheduler
+(moasha by default) stops trials that are dominated at a rung on all the objectives.
+
 Results go to RESULTS_DIR/NAME/ (default results/<experiment name>/): trials.parquet (one row
-per trial, written as each trial finishes; read it with snn_nas.load_results), the Optuna study
-optuna.db (open it with 'optuna-dashboard sqlite:///RESULTS_DIR/NAME/optuna.db'), Ray's
-experiment directory ray/ and the experiment as run. The seed presets the experiment lists
-under 'baselines' are trained first at the same fidelity, as reference points (rows with
-'baseline' set; 'snn-nas pareto' compares the front with them); --no-baselines skips them.
+per trial, written as each trial finishes, with its per-epoch curve; read it with
+snn_nas.load_results), the Optuna study optuna.db (open it with
+'optuna-dashboard sqlite:///RESULTS_DIR/NAME/optuna.db': real values only, one trial per row),
+the samplers' own study sampler.db, Ray's experiment directory ray/ and the experiment as run.
+The seed presets the experiment lists under 'baselines' are trained first at the same
+fidelity, as reference points (rows with 'baseline' set; 'snn-nas pareto' compares the front
+with them); --no-baselines skips them.
 A trial that fails (an exception, a diverged loss, out of memory) is recorded with its reason
 and the search goes on. A search stopped at any moment (Ctrl-C, kill -9) continues with
 --resume: finished trials are kept and not run again.
