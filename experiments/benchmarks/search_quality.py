@@ -23,7 +23,8 @@ as accurate at no more SOPs.
 Strategies (``STRATEGIES``): random search (no early stopping); the previous default (TPE with
 accuracy-only ASHA); TPE with MOASHA; TPE with MOASHA and SAHD pre-screening; TPE with MOASHA and
 the warm start; NSGA-II with MOASHA and the warm start; TPE with the warm start and no early
-stopping (every trial a full proxy evaluation, like random search). ``--trials`` scales the budget
+stopping (every trial a full proxy evaluation, like random search); the last two with 8 mutants
+of the seed design after it (``warm_start: {from: baselines, mutants: 8}``). ``--trials`` scales the budget
 down, the same for all. Runs already in ``--results-dir`` are read, not repeated (``--resume``
 is implied), so the benchmark can be stopped and continued.
 
@@ -58,6 +59,8 @@ STRATEGIES: dict[str, dict[str, Any]] = {
     "tpe_moasha_warm": {"sampler": "tpe", "scheduler": "moasha", "warm_start": "baselines"},
     "nsga2_moasha_warm": {"sampler": "nsga2", "sampler_options": (), "scheduler": "moasha", "warm_start": "baselines"},
     "tpe_warm": {"sampler": "tpe", "scheduler": "none", "warm_start": "baselines"},
+    "tpe_moasha_warm_mutants": {"sampler": "tpe", "scheduler": "moasha", "warm_start": "baselines", "mutants": 8},
+    "tpe_warm_mutants": {"sampler": "tpe", "scheduler": "none", "warm_start": "baselines", "mutants": 8},
 }
 
 
@@ -74,6 +77,7 @@ def strategy_experiment(base: Any, strategy: str, seed: int, trials: int) -> Any
         "sampler": spec["sampler"],
         "scheduler": scheduler,
         "warm_start": spec["warm_start"],
+        "warm_mutants": spec.get("mutants", 0),
         "prescreen": Prescreen(*spec["prescreen"]) if "prescreen" in spec else Prescreen(),
     }
     if "sampler_options" in spec:

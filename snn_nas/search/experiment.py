@@ -28,7 +28,9 @@ Schema (every key optional except ``space``; defaults in brackets)::
       pool: 64                    # architectures without training (SAHD, snn_nas.zero_cost) and
       keep: 8                     # train the `keep` best (non-dominated on SAHD x cost) first
     warm_start: baselines         # baselines | none | [preset, ...]: seed designs that are members
-                                  # of the space are trained first, as normal trials [baselines]
+                                  # of the space are trained first, as normal trials [baselines];
+                                  # or {from: baselines, mutants: 8}: each followed by 8 of its
+                                  # single-label mutants spread along the cost axis below it
     resources: {cpus: 1, gpus: 0} # per trial; fractional GPUs allowed
     max_concurrent: 2             # trials running at once [2]
     max_failures: 1               # retries of a trial whose Ray worker died [1]
@@ -148,6 +150,7 @@ class Experiment:
     reference_point: tuple[tuple[str, float], ...] = ()
     prescreen: Prescreen = field(default_factory=Prescreen)
     warm_start: tuple[str, ...] | str = "baselines"
+    warm_mutants: int = 0
     description: str = ""
     source: str = ""
 
@@ -188,6 +191,10 @@ class Experiment:
             changes["trials"] = trials
         return replace(self, **changes)
 
+    def _warm_start_entry(self) -> Any:
+        designs = self.warm_start if isinstance(self.warm_start, str) else list(self.warm_start)
+        return {"from": designs, "mutants": self.warm_mutants} if self.warm_mutants else designs
+
     # ------------------------------------------------------------------ serialisation
     def to_dict(self) -> dict[str, Any]:
         """The experiment as an experiment-file mapping (``from_dict`` reads it back)."""
@@ -212,7 +219,7 @@ class Experiment:
             "baselines": list(self.baselines),
             **({"reference_point": dict(self.reference_point)} if self.reference_point else {}),
             **({"prescreen": asdict(self.prescreen)} if self.prescreen.enabled else {}),
-            "warm_start": self.warm_start if isinstance(self.warm_start, str) else list(self.warm_start),
+            "warm_start": self._warm_start_entry(),
         }
 
     def to_yaml(self) -> str:
@@ -461,7 +468,7 @@ def _parse(data: Any, *, source: str, base_dir: Path | None, default_name: str |
         pairs.append((metric, _number(source, f"reference_point.{metric}", value, low=-math.inf, strict=False)))
     kwargs["reference_point"] = tuple(pairs)
     kwargs["prescreen"] = _parse_prescreen(source, data.get("prescreen"))
-    kwargs["warm_start"] = _parse_warm_start(source, data.get("warm_start", "baselines"))
+    kwargs["warm_start"], kwargs["warm_mutants"] = _parse_warm_start(source, data.get("warm_start", "baselines"))
 
     experiment = Experiment(**kwargs)
     epochs = experiment.train_config().epochs  # validates the fidelity against TrainConfig
@@ -516,11 +523,19 @@ def _parse_prescreen(source: str, value: Any) -> Prescreen:
     return Prescreen(pool=pool, keep=keep)
 
 
-def _parse_warm_start(source: str, value: Any) -> tuple[str, ...] | str:
+def _parse_warm_start(source: str, value: Any) -> tuple[tuple[str, ...] | str, int]:
+    """``(designs, mutants)`` of ``warm_start``: a designs entry, or ``{from: designs, mutants: K}``."""
+    mutants = 0
+    if isinstance(value, dict):
+        data = _check_keys(source, "warm_start", value, ("from", "mutants"))
+        mutants = _int(source, "warm_start.mutants", data.get("mutants", 0), 0)
+        value = data.get("from", "baselines")
     if value is None or value == "none":
-        return "none"
+        if mutants:
+            raise _fail(source, "warm_start.mutants", "needs designs to mutate (from: baselines or a preset list)")
+        return "none", 0
     if value == "baselines":
-        return "baselines"
+        return "baselines", mutants
     if isinstance(value, list) and all(isinstance(v, str) and v for v in value):
-        return tuple(value)
+        return tuple(value), mutants
     raise _fail(source, "warm_start", f"expected 'baselines', 'none' or a list of preset names, got {value!r}")

@@ -9,6 +9,15 @@ and the sampler learns from their results like from any other trial.
   a sample. Designs outside the space (e.g. the non-spiking ``snn_mlp_micro`` in a spiking space)
   are skipped. Mutations of a good design are where TPE and NSGA-II pay off, so starting from the
   hand designs lets the sampler search around them.
+* **Mutants of the seed designs** (``warm_start: {from: baselines, mutants: K}``): after each
+  design, ``K`` of its single-label mutations (every valid sample that differs from it in one
+  searchable label; labels the change activates take their first choice), chosen to spread along
+  the cost axis below the design: among the mutants whose dense synaptic operations per image
+  (``macs_per_step x T``, counted on the meta device: no weights, no data) are at most the
+  design's, the ones nearest to ``K`` targets evenly spaced in log cost from the cheapest mutant
+  to the design's own cost. A
+  cheaper neighbour of a good design is the likeliest point of the front below it, and one at
+  the design's own cost is the likeliest to dominate it.
 * **Pre-screening** (``prescreen: {pool, keep}``): ``pool`` seeded random samples of the space
   (distinct architectures, none already enqueued) are built untrained and scored on the first
   calibration images of ``val`` (``snn_nas.zero_cost``): SAHD, maximised, and the dense synaptic
@@ -30,9 +39,13 @@ import numpy as np
 from snn_nas.errors import SnnNasError
 
 
-def warm_start_samples(experiment: Any, space: Any) -> list[tuple[str, dict[str, Any]]]:
-    """``(preset name, sample)`` of the experiment's warm-start designs that the space holds, in
-    order, one per architecture."""
+def warm_start_samples(
+    experiment: Any, space: Any, image: tuple[int, int] | None = None
+) -> list[tuple[str, dict[str, Any]]]:
+    """``(name, sample)`` of the experiment's warm-start designs that the space holds, in order,
+    one per architecture, each followed by its ``experiment.warm_mutants`` mutants (named
+    ``<preset>~<label>=<value>``); ``image``: ``(image_size, in_chans)`` the mutants' costs are counted at
+    (default: the space's image size, 3 channels)."""
     from snn_nas.presets import get_preset
 
     if experiment.warm_start == "none":
@@ -46,10 +59,87 @@ def warm_start_samples(experiment: Any, space: Any) -> list[tuple[str, dict[str,
             continue
         sample = space.encode(genotype)
         key = space.decode(sample).key()
-        if key not in keys:
-            keys.add(key)
-            out.append((name, sample))
+        if key in keys:
+            continue
+        keys.add(key)
+        out.append((name, sample))
+        if experiment.warm_mutants:
+            size, chans = image or (space.image_size, 3)
+            for label, mutant in cheaper_mutants(space, sample, experiment.warm_mutants, size, chans, exclude=keys):
+                keys.add(space.decode(mutant).key())
+                out.append((f"{name}~{label}={mutant.get(label)}", mutant))
     return out
+
+
+def single_label_mutants(space: Any, sample: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """``(label, mutant)`` for every valid sample that differs from ``sample`` in the value of one
+    searchable label (labels the new value activates take their first choice; labels it
+    deactivates are dropped), one per architecture, ``sample``'s own architecture excluded."""
+    from snn_nas.space.dimension import same_value
+
+    seen = {space.decode(sample).key()}
+    out = []
+    for dim in space.dimensions:
+        if dim.label not in sample:
+            continue
+        for choice in dim.choices:
+            if same_value(choice, sample[dim.label]):
+                continue
+            changed = {**sample, dim.label: choice}
+            mutant: dict[str, Any] = {}
+            for other in space.dimensions:  # define-by-run order: conditions refer to earlier labels
+                if other.is_active(mutant):
+                    mutant[other.label] = changed.get(other.label, other.choices[0])
+            try:
+                key = space.decode(mutant).key()
+            except SnnNasError:
+                continue
+            if key not in seen:
+                seen.add(key)
+                out.append((dim.label, mutant))
+    return out
+
+
+def dense_ops(genotype: Any, image_size: int, in_chans: int) -> float:
+    """Dense synaptic operations of one image over all time steps, ``macs_per_step x T``, counted
+    on the meta device (nothing allocated, nothing trained)."""
+    import torch
+
+    from snn_nas.builder import build_model
+    from snn_nas.costs.macs import count_params_macs
+
+    with torch.device("meta"):
+        model = build_model(genotype, num_classes=10, image_size=image_size, in_chans=in_chans)
+    _, macs = count_params_macs(model, image_size, in_chans)
+    return float(macs) * int(genotype.time_steps)
+
+
+def cheaper_mutants(
+    space: Any, sample: dict[str, Any], count: int, image_size: int, in_chans: int, exclude: set[str] = frozenset()
+) -> list[tuple[str, dict[str, Any]]]:
+    """``count`` single-label mutants of ``sample`` spread along the cost axis at or below its
+    dense synaptic operations (see the module docstring), cheapest first."""
+    own = dense_ops(space.decode(sample), image_size, in_chans)
+    priced = []
+    for label, mutant in single_label_mutants(space, sample):
+        genotype = space.decode(mutant)
+        if genotype.key() in exclude:
+            continue
+        try:
+            cost = dense_ops(genotype, image_size, in_chans)
+        except SnnNasError:  # too small for this image size
+            continue
+        if cost <= own:
+            priced.append((cost, label, mutant))
+    priced.sort(key=lambda item: (item[0], item[1]))
+    if len(priced) > count:
+        logs = np.log(np.maximum([cost for cost, _, _ in priced], 1.0))
+        chosen: list[int] = []
+        for target in np.linspace(logs[0], np.log(max(own, 1.0)), count):  # even steps of log cost
+            free = [i for i in range(len(priced)) if i not in chosen]
+            chosen.append(min(free, key=lambda i: (abs(logs[i] - target), i)))
+        priced = [priced[i] for i in sorted(chosen)]
+    return [(label, mutant) for _, label, mutant in priced]
 
 
 def draw_pool(space: Any, pool: int, seed: int, exclude: set[str] = frozenset()) -> list[tuple[dict[str, Any], Any]]:

@@ -288,7 +288,13 @@ def _first_trials(experiment: Experiment, directory: Path, space: Any, spec: Tri
         return  # a restart: what was enqueued is there (handed out or still waiting)
     from snn_nas.search.prescreen import prescreen_samples, warm_start_samples
 
-    warm = warm_start_samples(experiment, space)
+    image = None
+    if experiment.warm_mutants:  # mutants are priced at the size and channels the trials train at
+        from snn_nas.training import load_config_data
+
+        data = load_config_data(spec.config())
+        image = (data.image_size, data.in_chans)
+    warm = warm_start_samples(experiment, space, image)
     enqueue_first(study, [sample for _, sample in warm], "warm_start")
     if show and warm:
         print(f"warm start: {', '.join(name for name, _ in warm)} first", file=sys.stderr, flush=True)
