@@ -282,9 +282,12 @@ def plot(curves: Any, path: Path, trials: int) -> None:
 
     path.parent.mkdir(parents=True, exist_ok=True)
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2), dpi=120)
-    for strategy, group in curves.groupby("strategy", sort=False):
+    colours = plt.get_cmap("tab20").colors
+    for number, (strategy, group) in enumerate(curves.groupby("strategy", sort=False)):
         by_trial = group.pivot_table(index="trial", columns="seed", values="regret").ffill()
-        line = left.plot(by_trial.index, by_trial.mean(axis=1), label=strategy)[0]
+        line = left.plot(
+            by_trial.index, by_trial.mean(axis=1), label=strategy, color=colours[(2 * number) % 20 + (2 * number) // 20]
+        )[0]
         left.fill_between(by_trial.index, by_trial.min(axis=1), by_trial.max(axis=1), alpha=0.12,
                           color=line.get_color())  # fmt: skip
         grid = np.linspace(0, group["wall_s"].max(), 60)
