@@ -33,7 +33,7 @@ def test_status_counts_by_hand():
         "invalid": 1,
         "failed_total": 3,  # failed + diverged + invalid; silent is not a failure
     }
-    assert status_summary(counts) == "ok 2, stopped 1, silent 2, failed 3"
+    assert status_summary(counts) == "ok 2, stopped 1, silent 2, failed or invalid 3"
     # every finished row is in exactly one shown count
     assert counts["ok"] + counts["stopped"] + counts["silent"] + counts["failed_total"] == counts["done"]
 
@@ -41,8 +41,8 @@ def test_status_counts_by_hand():
 def test_status_summary_without_silent_reads_as_before():
     counts = status_counts([row("a"), row("b", "failed")])
     assert (counts["done"], counts["running"], counts["failed_total"]) == (2, 0, 1)
-    assert status_summary(counts) == "ok 1, stopped 0, failed 1"
-    assert status_summary(status_counts([])) == "ok 0, stopped 0, failed 0"
+    assert status_summary(counts) == "ok 1, stopped 0, failed or invalid 1"
+    assert status_summary(status_counts([])) == "ok 0, stopped 0, failed or invalid 0"
 
 
 def test_headline_counts_silent_rows():
@@ -52,10 +52,11 @@ def test_headline_counts_silent_rows():
         progress.trial_started("c")
         progress.trial_finished(row("a", val_acc=0.9, sops=10.0))
         progress.trial_finished(row("b", "silent", val_acc=0.1, sops=0.0, error="never fires"))
-        assert progress.headline().startswith("exp: 2/5 done (ok 1, stopped 0, silent 1, failed 0), 1 running, front 1")
+        headline = "exp: 2/5 done (ok 1, stopped 0, silent 1, failed or invalid 0), 1 running, front 1"
+        assert progress.headline().startswith(headline)
     lines = stream.getvalue().splitlines()
     assert lines[1].startswith("[2/5] b silent") and "(never fires)" in lines[1]
-    assert lines[-1].startswith("exp: 2/5 done (ok 1, stopped 0, silent 1, failed 0), 1 running")
+    assert lines[-1].startswith("exp: 2/5 done (ok 1, stopped 0, silent 1, failed or invalid 0), 1 running")
 
 
 def test_a_trial_stopped_by_moasha_counts_as_stopped():
@@ -74,5 +75,5 @@ def test_a_trial_stopped_by_moasha_counts_as_stopped():
     assert stopped["status"] == "stopped"
     progress = SearchProgress("exp", 2, ["val_acc", "sops"], ["max", "min"], enabled=False)
     progress.trial_finished(stopped)
-    assert status_summary(progress.counts()) == "ok 0, stopped 1, failed 0"
+    assert status_summary(progress.counts()) == "ok 0, stopped 1, failed or invalid 0"
     assert progress.front() == []  # a stopped trial is never on the live front

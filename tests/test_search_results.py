@@ -288,5 +288,5 @@ def test_progress_counts_and_lines(tmp_path):
     lines = (tmp_path / "out.txt").read_text().splitlines()
     assert lines[0].startswith("[1/4] a ok val_acc=50.00% sops=10") and "front 1" in lines[0]
     assert lines[1].startswith("[2/4] b failed") and "(boom)" in lines[1]
-    assert lines[-1].startswith("exp: 2/4 done (ok 1, stopped 0, failed 1), 0 running, front 1")
+    assert lines[-1].startswith("exp: 2/4 done (ok 1, stopped 0, failed or invalid 1), 0 running, front 1")
     assert format_metric("sops", 1.5e6) == "1.5e+06" and format_metric("val_acc", math.nan) == "-"

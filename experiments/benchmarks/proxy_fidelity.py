@@ -30,6 +30,7 @@ from typing import Any
 
 CANDIDATES: dict[str, dict[str, Any]] = {
     "reference": {},
+    "4 epochs": {"epochs": 4},
     "3 epochs": {"epochs": 3},
     "2 epochs": {"epochs": 2},
     "2 epochs, lr x2": {"epochs": 2, "lr": 0.01},

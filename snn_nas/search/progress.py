@@ -90,9 +90,9 @@ def status_counts(rows: Sequence[Mapping[str, Any]], *, running: int = 0) -> dic
 
 
 def status_summary(counts: Mapping[str, int]) -> str:
-    """The status part of the headline, e.g. ``ok 21, stopped 8, silent 2, failed 3``."""
+    """The status part of the headline, e.g. ``ok 21, stopped 8, silent 2, failed or invalid 3``."""
     parts = [f"{s} {counts.get(s, 0)}" for s in SHOWN_STATUSES if counts.get(s, 0) or s not in SHOWN_IF_ANY]
-    return ", ".join([*parts, f"failed {counts.get('failed_total', 0)}"])
+    return ", ".join([*parts, f"failed or invalid {counts.get('failed_total', 0)}"])
 
 
 class SearchProgress:
@@ -169,7 +169,7 @@ class SearchProgress:
         c = self.counts()
         print(
             f"[{c['done']}/{self.total}] {row['trial_id']} {row.get('status')}{tag} {figures}{error} "
-            f"| running {c['running']}, failed {c['failed_total']}, front {len(self.front())}",
+            f"| running {c['running']}, failed or invalid {c['failed_total']}, front {len(self.front())}",
             file=self.stream,
             flush=True,
         )
