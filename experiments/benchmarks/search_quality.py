@@ -214,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     base = load_experiment(args.experiment)
     trials = args.trials or base.trials
     sops_hi = dict(base.reference_point).get("sops", 2e6)
+    args.results_dir.mkdir(parents=True, exist_ok=True)
     runs = []
     for seed in args.seeds:
         design = seed_design(base, seed, args.results_dir)
