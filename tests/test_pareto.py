@@ -184,6 +184,18 @@ def test_baselines_compared_correctly():
     assert analysis.hypervolume == pytest.approx(247.0)
 
 
+def test_a_baseline_is_not_compared_with_its_own_architecture():
+    """A warm-started search trains the seed design as a search trial: that copy neither dominates
+    the baseline nor stands as 'the best trial at equal or lower cost'."""
+    table = trial_table()
+    base = table[table["baseline"] == "mlp_s"].iloc[0]
+    copy = table.iloc[[0]].assign(key=base["key"], baseline="", trial_id="warm", val_acc=base["val_acc"] + 0.01,
+                                  sops=base["sops"])  # fmt: skip
+    by_name = {b.baseline: b for b in analyse_front(pd.concat([table, copy], ignore_index=True)).baselines}
+    assert "warm" not in by_name["mlp_s"].dominated_by and base["key"] not in by_name["mlp_s"].dominated_by
+    assert by_name["mlp_s"].best_cheaper != base["key"]
+
+
 def test_other_cost_axis_changes_the_front():
     # on energy c (0.70, 1 uJ) is the cheapest, so it joins the front; reference 1.1 x 30
     analysis = analyse_front(trial_table(), x="energy_uj")

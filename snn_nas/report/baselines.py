@@ -73,7 +73,8 @@ def compare_baselines(rows: pd.DataFrame, *, x: str, y: str) -> tuple[BaselineCo
 
     A baseline is compared on ``x``, or on ``energy_uj`` when it is non-spiking and ``x`` is
     ``sops``; against the search rows with a finite cost on that axis (on ``sops``: the spiking
-    ones). A baseline without a finite cost on its axis is left out.
+    ones), except rows of the baseline's own architecture (a warm-started search trains the seed
+    design as a trial). A baseline without a finite cost on its axis is left out.
     """
     baseline = _baseline_column(rows)
     is_base = (baseline != "").to_numpy()
@@ -88,7 +89,10 @@ def compare_baselines(rows: pd.DataFrame, *, x: str, y: str) -> tuple[BaselineCo
         acc, cost = float(row[y]), float(cost_all[i])
         if not math.isfinite(cost):
             continue
-        pool = ~is_base & np.isfinite(cost_all) & (spiking if axis == "sops" else True)
+        # the search trials, but not the baseline's own architecture (a warm start trains the seed
+        # design as a search trial: it cannot beat itself)
+        other = (rows["key"].astype(str) != str(row["key"])).to_numpy()
+        pool = ~is_base & other & np.isfinite(cost_all) & (spiking if axis == "sops" else True)
         search = (
             rows[pool].assign(_cost=cost_all[pool]).sort_values([y, "_cost"], ascending=[False, True], kind="stable")
         )
