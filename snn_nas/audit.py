@@ -168,13 +168,9 @@ def audit_sample(trials: Any, n: int, *, x: str = "sops") -> list[dict[str, Any]
 
 # ----------------------------------------------------------------------------- the statistics
 def _finite_rows(rows: Sequence[Mapping[str, Any]], *columns: str) -> list[Mapping[str, Any]]:
-    def ok(value: Any) -> bool:
-        try:
-            return math.isfinite(float(value))
-        except (TypeError, ValueError):
-            return False
+    from snn_nas.jsonutil import finite_or_none
 
-    return [r for r in rows if all(ok(r.get(c)) for c in columns)]
+    return [r for r in rows if all(finite_or_none(r.get(c)) is not None for c in columns)]
 
 
 def _tau(rows: Sequence[Mapping[str, Any]], a: str, b: str) -> float:

@@ -24,6 +24,15 @@ class FileFormatError(SnnNasError, ValueError):
     """A user file that cannot be read as what it claims to be (not UTF-8, not strict JSON/YAML)."""
 
 
+def finite_or_none(value: Any) -> float | None:
+    """``value`` as a finite float, or None (not a number, NaN, infinite)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
 def finite_or_null(value: Any) -> Any:
     """``value`` with NaN/inf floats replaced by None, recursively (strict JSON has no NaN)."""
     if isinstance(value, float):

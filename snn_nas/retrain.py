@@ -28,6 +28,7 @@ from typing import Any
 from snn_nas.errors import SnnNasError
 from snn_nas.jsonutil import finite_or_null
 from snn_nas.report import analyse_front, declared_reference_point, is_missing, load_trials
+from snn_nas.report.columns import plain_value
 
 DEFAULT_EPOCHS = 30
 DEFAULT_CALIBRATION_IMAGES = 64
@@ -229,7 +230,7 @@ def retrain(
         "test_loss": result.test_loss,
         "train_acc": _final(result.history, "train_acc"),
         "train_loss": _final(result.history, "train_loss"),
-        "search_val_acc": _plain(row.get("val_acc")),
+        "search_val_acc": plain_value(row.get("val_acc")),
         "trained_on": f"{config.train_on} ({len(data.training_set(include_val=True))} images)",
         "epochs": result.epochs,
         "time_steps": result.time_steps,
@@ -241,13 +242,13 @@ def retrain(
         "dataset": data.describe(),
         "source": {
             "results_dir": str(root),
-            "trial_id": _plain(row.get("trial_id")),
-            "rank": _plain(row.get("rank")),
+            "trial_id": plain_value(row.get("trial_id")),
+            "rank": plain_value(row.get("rank")),
             "x": x,
-            "baseline": _plain(row.get("baseline")) or "",
-            "search_val_acc": _plain(row.get("val_acc")),
-            "search_sops": _plain(row.get("sops")),
-            "search_energy_uj": _plain(row.get("energy_uj")),
+            "baseline": plain_value(row.get("baseline")) or "",
+            "search_val_acc": plain_value(row.get("val_acc")),
+            "search_sops": plain_value(row.get("sops")),
+            "search_energy_uj": plain_value(row.get("energy_uj")),
             "search_fidelity": json.loads(row["fidelity"]) if isinstance(row.get("fidelity"), str) else None,
         },
         "checkpoint": CHECKPOINT,
@@ -277,12 +278,6 @@ def retrain(
 
 def _final(history: list[dict[str, Any]], name: str) -> float | None:
     return float(history[-1][name]) if history and name in history[-1] else None
-
-
-def _plain(value: Any) -> Any:
-    if is_missing(value):
-        return None
-    return value.item() if hasattr(value, "item") else value
 
 
 # ----------------------------------------------------------------------------- the report

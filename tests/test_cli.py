@@ -78,25 +78,6 @@ def test_tune_cpu_allocator_applies_on_linux():
     assert tune_cpu_allocator() is sys.platform.startswith("linux")
 
 
-@pytest.mark.parametrize(
-    ("flags", "baselines"), [([], True), (["--baselines"], True), (["--no-baselines"], False)]
-)  # fmt: skip
-def test_search_evaluates_the_seed_baselines_unless_no_baselines(flags, baselines, monkeypatch, capsys):
-    import snn_nas.search.tune as tune
-    from snn_nas.errors import SnnNasError
-
-    calls = []
-
-    def fake_run_search(experiment, **kwargs):
-        calls.append(kwargs)
-        raise SnnNasError("stop here")
-
-    monkeypatch.setattr(tune, "run_search", fake_run_search)
-    assert main(["search", "quick", "--num-samples", "1", *flags]) == 2
-    assert [c["baselines"] for c in calls] == [baselines]
-    assert "stop here" in capsys.readouterr().err
-
-
 def test_search_rejects_baselines_and_no_baselines_together(capsys):
     with pytest.raises(SystemExit) as info:
         main(["search", "--baselines", "--no-baselines"])

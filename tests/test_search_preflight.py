@@ -104,30 +104,36 @@ def test_a_ray_client_address_skips_the_data_files_but_not_the_name(tmp_path):
         check_before_ray(unknown, load_space(unknown.space), address="ray://head:10001")
 
 
-def test_a_search_where_no_trial_could_train_exits_1(tmp_path, capsys, monkeypatch):
-    import snn_nas.search.tune as tune
-
+def test_none_ran_counts_search_rows_that_never_trained(tmp_path):
     rows = [
         {"trial_id": "t0", "status": "invalid", "baseline": "", "error": "image_size: 3 is smaller than patch_size 4"},
         {"trial_id": "t1", "status": "failed", "baseline": "", "error": "RuntimeError: boom"},
-        {"trial_id": "t2", "status": "invalid", "baseline": "", "error": "image_size: 3 is smaller than patch_size 4"},
-        {"trial_id": "b", "status": "ok", "baseline": "mlp_spe_micro", "error": None},
+        {"trial_id": "b", "status": "ok", "baseline": "mlp_spe_micro", "error": None},  # baselines do not count
     ]
-    for row in rows:
-        row.update(key=row["trial_id"], val_acc=float("nan"), sops=float("nan"))
-
-    def ran(experiment, **kwargs):
-        return SearchRun(directory=tmp_path, table=pd.DataFrame(rows), complete=True, wall_s=1.0)
-
-    monkeypatch.setattr(tune, "run_search", ran)
-    line = one_line_error(capsys, ["search", str(write_experiment(tmp_path))], code=1)
-    assert "no trial could train: all 3 trials failed or were invalid" in line
-    assert "most often: image_size: 3 is smaller than patch_size 4" in line
+    assert SearchRun(directory=tmp_path, table=pd.DataFrame(rows), complete=True, wall_s=1.0).none_ran
     rows[1]["status"] = "ok"
-    assert main(["search", str(write_experiment(tmp_path))]) == 0
+    assert not SearchRun(directory=tmp_path, table=pd.DataFrame(rows), complete=True, wall_s=1.0).none_ran
+
+
+def test_a_search_where_no_trial_could_train_exits_1(tmp_path, capsys, monkeypatch):
+    """A real search (Ray, Optuna) whose every trial is ruled out before training: exit 1 and one
+    line with the most common reason."""
+    monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
+    path = write_experiment(tmp_path, constraints={"max_params": 1})
+    argv = ["search", str(path), "--results-dir", str(tmp_path / "results"), "--no-baselines", "--num-cpus", "2",
+            "--no-progress"]  # fmt: skip
+    line = one_line_error(capsys, argv, code=1)
+    assert "no trial could train: all 2 trials failed or were invalid" in line
+    assert "exceed constraints.max_params (1); not trained" in line
 
 
 def load_space_text(text: str):
     from snn_nas.space import SearchSpace
 
     return SearchSpace.from_dict(yaml.safe_load(text), source="tiny")
+
+
+def test_an_unknown_warm_start_preset_fails_before_ray(tmp_path, capsys):
+    path = write_experiment(tmp_path, warm_start=["no_such_preset"])
+    line = one_line_error(capsys, ["search", str(path), "--results-dir", str(tmp_path / "r"), "--no-baselines"])
+    assert "unknown preset 'no_such_preset'" in line and not (tmp_path / "r").exists()

@@ -8,6 +8,7 @@ import numpy as np
 import optuna
 import pytest
 import yaml
+from space_samples import enumerate_samples
 
 from snn_nas.genotype import AxisMixer, Cell, Genotype, Neuron, Stage
 from snn_nas.space import SearchSpace, SpaceError, load_space, shipped_spaces
@@ -50,24 +51,6 @@ def write(tmp_path: Path, data, name: str = "space.yaml") -> Path:
     path = tmp_path / name
     path.write_text(data if isinstance(data, str) else yaml.safe_dump(data), encoding="utf-8")
     return path
-
-
-def enumerate_samples(space: SearchSpace):
-    """Every assignment of the active searchable labels, define-by-run (brute force)."""
-
-    def rec(values: dict, i: int):
-        dims = space.dimensions
-        while i < len(dims) and not dims[i].is_active(values):
-            i += 1
-        if i == len(dims):
-            yield dict(values)
-            return
-        for choice in dims[i].choices:
-            values[dims[i].label] = choice
-            yield from rec(values, i + 1)
-            del values[dims[i].label]
-
-    yield from rec({}, 0)
 
 
 # ---------------------------------------------------------------- shipped files

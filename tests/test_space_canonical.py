@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from space_samples import enumerate_samples
 
 from snn_nas.genotype import AxisMixer, Cell, Genotype, GenotypeError, Stage
 from snn_nas.presets import get_preset, list_presets, preset_info
@@ -58,24 +59,6 @@ TINY = {
 
 def tiny(**changes) -> SearchSpace:
     return SearchSpace.from_dict({**TINY, **changes}, source="tiny_canonical.yaml")
-
-
-def enumerate_samples(space: SearchSpace):
-    """Every assignment of the active searchable labels, define-by-run (brute force)."""
-
-    def rec(values: dict, i: int):
-        dims = space.dimensions
-        while i < len(dims) and not dims[i].is_active({**space.fixed, **values}):
-            i += 1
-        if i == len(dims):
-            yield dict(values)
-            return
-        for choice in dims[i].choices:
-            values[dims[i].label] = choice
-            yield from rec(values, i + 1)
-            del values[dims[i].label]
-
-    yield from rec({}, 0)
 
 
 def same_network(a: Genotype, b: Genotype, image_size: int) -> bool:

@@ -120,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
         verbose=args.verbose,
     )
     rows = outcome.table.to_dict("records")
-    search_rows = [r for r in rows if not r.get("baseline")]
+    search_rows = outcome.search_rows()
     counts: dict[str, int] = {}
     for row in search_rows:
         counts[row["status"]] = counts.get(row["status"], 0) + 1

@@ -150,16 +150,15 @@ def build_config(args: argparse.Namespace) -> Any:
 
 
 def _costs(model: Any, data: Any, device: Any) -> dict[str, Any] | None:
-    """The cost report of up to 64 validation images, or None without a cost model."""
+    """The cost report of up to 64 validation images (the calibration batch a search uses), or
+    None without a cost model."""
     try:
         from snn_nas.costs import measure_costs
     except ImportError:
         return None
-    import torch
+    from snn_nas.search.trial import calibration_batch
 
-    n = min(64, len(data.val))
-    images = torch.stack([data.val[i][0] for i in range(n)]).to(device)
-    return measure_costs(model, images).to_dict()
+    return measure_costs(model, calibration_batch(data, 64).to(device)).to_dict()
 
 
 def run(args: argparse.Namespace) -> int:

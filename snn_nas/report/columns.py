@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pandas as pd
@@ -26,6 +27,18 @@ TEST_ACC_SOURCES = {
 
 class ResultsError(SnnNasError, ValueError):
     """A results directory or table that cannot be analysed; the message says why."""
+
+
+def plain_value(value: Any) -> Any:
+    """A table cell as a JSON primitive: numpy / pandas scalars -> Python ones, missing or
+    non-finite -> None."""
+    if is_missing(value):
+        return None
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def is_missing(value: Any) -> bool:

@@ -23,6 +23,7 @@ from snn_nas.report.columns import (
     UNITS,
     ResultsError,
     is_missing,
+    plain_value,
 )
 from snn_nas.report.nonspiking import NON_SPIKING_AXIS, non_spiking_mask
 
@@ -68,7 +69,7 @@ class FrontAnalysis:
         wanted = [*FRONT_COLUMNS, "macs", "trial_id", "summary", "test_acc", "test_acc_source"]
         rows = []
         for record in frame.to_dict("records"):
-            row = {name: _plain(record.get(name)) for name in wanted if name in record}
+            row = {name: plain_value(record.get(name)) for name in wanted if name in record}
             if "test_acc_source" in row:
                 row["test_acc_source"] = row["test_acc_source"] or None
             rows.append(row)
@@ -103,7 +104,7 @@ class FrontAnalysis:
             "baselines_note": self.baselines_note,
             "not_comparable": [
                 {
-                    **{k: _plain(r.get(k)) for k in ("key", "baseline", "val_acc", "sops", "macs", "energy_uj")},
+                    **{k: plain_value(r.get(k)) for k in ("key", "baseline", "val_acc", "sops", "macs", "energy_uj")},
                     "reason": f"non-spiking: 0 SOPs, all MACs; compared on {NON_SPIKING_AXIS}",
                 }
                 for r in self.not_comparable.to_dict("records")
@@ -113,17 +114,6 @@ class FrontAnalysis:
             "placed": len(self.points),
             "not_shown": dict(self.not_shown),
         }
-
-
-def _plain(value: Any) -> Any:
-    """numpy / pandas scalars -> JSON primitives (NaN, NA -> None)."""
-    if is_missing(value):
-        return None
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def default_reference_point(points: pd.DataFrame, x: str, y: str) -> dict[str, float]:
@@ -205,9 +195,9 @@ def analyse_front(
     unplaced = tuple(
         {
             "baseline": str(r["baseline"]),
-            "key": _plain(r["key"]),
+            "key": plain_value(r["key"]),
             "status": str(r["status"]),
-            "error": _plain(r.get("error")),
+            "error": plain_value(r.get("error")),
         }
         for r in table[table["is_baseline"]].to_dict("records")
         if r["baseline"] not in compared

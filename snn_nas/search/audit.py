@@ -190,14 +190,6 @@ def run_audit(
 
 def _plain_row(row: Mapping[str, Any]) -> dict[str, Any]:
     """A table row as JSON-able primitives (what travels to a Ray task)."""
-    from snn_nas.report import is_missing
+    from snn_nas.report.columns import plain_value
 
-    out = {}
-    for name, value in row.items():
-        if is_missing(value):
-            out[name] = None
-        elif hasattr(value, "item"):
-            out[name] = value.item()
-        else:
-            out[name] = value
-    return out
+    return {name: plain_value(value) for name, value in row.items()}

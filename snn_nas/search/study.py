@@ -27,7 +27,6 @@ not comparable and would sit on the dashboard's front (``snn-nas pareto`` compar
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -124,7 +123,7 @@ class UserStudy:
         intermediate = {
             int(point["epoch"]): float(point["val_acc"])
             for point in parse_curve(row.get("curve"))
-            if point.get("epoch") is not None and _finite(point.get("val_acc"))
+            if point.get("epoch") is not None and finite_or_none(point.get("val_acc")) is not None
         }
         trial = optuna.trial.create_trial(
             state=state,
@@ -149,7 +148,7 @@ class UserStudy:
             return False
 
     def _constraints_known(self, row: Mapping[str, Any]) -> bool:
-        return all(_finite(row.get(metric)) for metric, _ in self.constraints)
+        return all(finite_or_none(row.get(metric)) is not None for metric, _ in self.constraints)
 
     def _params(
         self, row: Mapping[str, Any], sample: Mapping[str, Any] | None
@@ -179,10 +178,3 @@ def _recover_sample(space: Any, genotype_json: Any) -> dict[str, Any] | None:
         return space.encode(Genotype.from_dict(json.loads(genotype_json)))
     except (SnnNasError, ValueError, TypeError):
         return None
-
-
-def _finite(value: Any) -> bool:
-    try:
-        return math.isfinite(float(value))
-    except (TypeError, ValueError):
-        return False

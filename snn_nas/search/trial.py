@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from snn_nas.jsonutil import finite_or_none
 from snn_nas.search.results import COLUMNS
 
 RUNNING = "running"  # status of an intermediate (per-epoch) record
@@ -353,11 +354,3 @@ def make_row(
 def seen_keys(rows: list[dict[str, Any]]) -> set[str]:
     """The architecture keys of the search rows (baselines left out)."""
     return {str(row["key"]) for row in rows if row.get("key") and not row.get("baseline")}
-
-
-def finite_or_none(value: Any) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None

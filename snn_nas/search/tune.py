@@ -394,11 +394,11 @@ def run_search(
         space = load_space(experiment.space)
     spec = TrialSpec.from_experiment(experiment)
     make_sampler(experiment)  # bad sampler options and unknown presets fail before Ray starts
-    if baselines:
-        from snn_nas.presets import get_preset
+    from snn_nas.presets import get_preset
 
-        for name in experiment.baselines:
-            get_preset(name)
+    warm = experiment.warm_start if isinstance(experiment.warm_start, tuple) else ()
+    for name in (*(experiment.baselines if baselines else ()), *warm):
+        get_preset(name)  # an unknown preset fails here, listing the known ones
     check_before_ray(experiment, space, address=address)  # data, image size: what would fail every trial
     prepare_directory(experiment, directory, resume, space)
     with _quiet(verbose), ray_session(address, num_cpus, verbose):
