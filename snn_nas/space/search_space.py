@@ -127,6 +127,12 @@ class SearchSpace:
         """
         return self._walk(lambda d: trial.suggest_categorical(d.label, list(d.choices)))
 
+    def sample_with(self, pick: Callable[[Dimension], Any]) -> dict[str, Any]:
+        """A sample whose every active searchable label takes ``pick(dimension)``, walked in
+        define-by-run order (not checked: ``decode`` it). ``sample`` and ``suggest`` are the
+        uniform and the Optuna pickers; the supernet's sandwich rule picks extremes."""
+        return self._walk(pick)
+
     # ------------------------------------------------------------------ samples <-> genotypes
     def decode(self, sample: Mapping[str, Any], *, canonical: bool = True) -> Genotype:
         """The genotype of ``sample``; ``SpaceError`` naming the label for invalid values or

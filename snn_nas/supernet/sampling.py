@@ -1,0 +1,105 @@
+"""Which sub-networks a supernet training step trains: the sandwich rule (BigNAS).
+
+*Elastic* labels are the ones that make a network bigger or smaller along one axis: the number
+of stages, stage depths, widths (``base_dim``, ``width_mult``, ``dim``), the channel-MLP ratio,
+the number of cell nodes and the time steps. Per step:
+
+* the **largest** sub-network takes the largest choice of every elastic label, the
+  **smallest** the smallest (BigNAS's max/min child); every other label (token-mixing op, skip
+  wiring, cell edges, patch size, neuron settings) is drawn uniformly, so the extremes visit
+  every weight-free choice over the steps;
+* ``random_subnets`` sub-networks are drawn uniformly over the space (``SearchSpace.sample``).
+
+With ``accept`` (the experiment's constraints), the smallest and the random ones are redrawn
+until accepted; the largest is the teacher and may exceed them. A draw that does not decode is
+redrawn. Draws come from ``numpy.random.default_rng([seed, epoch, step])``, so every worker of a
+data-parallel run trains the same sub-networks at the same step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from snn_nas.genotype import Genotype
+from snn_nas.supernet.bounds import SupernetError
+
+GLOBAL_ELASTIC = ("num_stages", "base_dim", "mlp_ratio", "time_steps")
+STAGE_ELASTIC = (".depth", ".width_mult", ".dim", ".cell.nodes")
+MAX_TRIES = 500
+
+
+def is_elastic(label: str) -> bool:
+    """Whether ``label`` scales the network along one axis (see the module docstring)."""
+    return label in GLOBAL_ELASTIC or label.endswith(STAGE_ELASTIC)
+
+
+class SubnetSampler:
+    """The sub-networks of each training step of a supernet over ``space``.
+
+    ``accept(genotype) -> bool`` filters the smallest and random draws (None: all accepted).
+    """
+
+    def __init__(self, space: Any, *, accept: Callable[[Genotype], bool] | None = None, seed: int = 0) -> None:
+        self.space = space
+        self.accept = accept
+        self.seed = int(seed)
+
+    def rng(self, epoch: int, step: int) -> np.random.Generator:
+        return np.random.default_rng([self.seed, int(epoch), int(step)])
+
+    def extreme(self, rng: np.random.Generator, which: str, *, accept: bool = False) -> Genotype:
+        """The largest (``which="max"``) or smallest (``"min"``) sub-network, other labels drawn
+        from ``rng``; with ``accept`` it must pass the filter."""
+        pick = max if which == "max" else min
+
+        def choose(dim: Any) -> Any:
+            if is_elastic(dim.label):
+                return pick(dim.choices)
+            return dim.choices[int(rng.integers(len(dim.choices)))]
+
+        return self._draw(lambda: self.space.sample_with(choose), f"the {which} sub-network", accept)
+
+    def random(self, rng: np.random.Generator) -> Genotype:
+        """A uniform random sub-network (accepted by the filter)."""
+        return self._draw(lambda: self.space.sample(rng), "a random sub-network", True)
+
+    def step(self, epoch: int, step: int, *, sandwich: bool, random_subnets: int) -> list[Genotype]:
+        """The sub-networks of one step: ``[largest, smallest, *random]`` with ``sandwich``, else
+        ``random_subnets`` random ones. The first is the teacher when distilling."""
+        rng = self.rng(epoch, step)
+        out = [self.extreme(rng, "max"), self.extreme(rng, "min", accept=True)] if sandwich else []
+        return out + [self.random(rng) for _ in range(random_subnets)]
+
+    def _draw(self, draw: Callable[[], dict[str, Any]], what: str, accept: bool) -> Genotype:
+        from snn_nas.space import SpaceError
+
+        reason = "no draw decoded"
+        for _ in range(MAX_TRIES):
+            try:
+                genotype = self.space.decode(draw())
+            except SpaceError as exc:
+                reason = str(exc)
+                continue
+            if accept and self.accept is not None and not self.accept(genotype):
+                reason = "no draw met the experiment's constraints"
+                continue
+            return genotype
+        raise SupernetError(f"space {self.space.name!r}: could not draw {what} in {MAX_TRIES} tries ({reason})")
+
+
+def constraint_filter(constraints: tuple[tuple[str, float], ...], *, num_classes: int, image_size: int,
+                      in_chans: int) -> Callable[[Genotype], bool] | None:  # fmt: skip
+    """An ``accept`` function for the parameter-count constraint (``params``), the one an
+    architecture can be checked against before training; None when there is none."""
+    limit = dict(constraints).get("params")
+    if limit is None:
+        return None
+    from snn_nas.layers.params import parameter_count
+
+    def accept(genotype: Genotype) -> bool:
+        return parameter_count(genotype, num_classes, image_size, in_chans) <= limit
+
+    return accept
