@@ -261,15 +261,27 @@ def test_current_front_by_hand():
         row("c", val_acc=0.7, sops=80.0),  # dominated by b
         row("d", val_acc=0.95, sops=500.0),
         row("e", "failed", val_acc=0.99, sops=1.0),  # not ok
-        row("f", val_acc=0.99, sops=1.0, baseline="mlp_spe_micro"),  # baselines are not search results
+        row("f", val_acc=0.6, sops=10.0, baseline="mlp_spe_micro"),  # a baseline: on the front, named
         row("g", val_acc=0.99, sops=1.0, feasible=False),  # breaks a constraint
         row("h", val_acc=math.nan, sops=1.0),  # no value
+        row("i", val_acc=0.11, sops=2.0, num_classes=10),  # chance level: 1/10 + 2 points
+        row("j", val_acc=0.99, sops=1.0, proxy="supernet"),  # a weight-sharing estimate
     ]
     front = current_front(rows, ["val_acc", "sops"], ["max", "min"])
-    assert [r["trial_id"] for r in front] == ["d", "a", "b"]  # best accuracy first
-    assert [r["trial_id"] for r in current_front(rows, ["sops"], ["min"])] == ["h"]  # only sops counts here
+    assert [r["trial_id"] for r in front] == ["d", "a", "b", "f"]  # best accuracy first, as snn-nas pareto ranks
+    assert [r["seed_design"] for r in front] == ["", "", "", "mlp_spe_micro"]
+    assert [r["trial_id"] for r in current_front(rows, ["sops"], ["min"])] == ["f"]  # the rule, then sops
     assert current_front([], ["val_acc", "sops"], ["max", "min"]) == []
-    assert [r["trial_id"] for r in current_front(rows, ["val_acc", "sops"], ["max", "min"], baselines=True)] == ["f"]
+    # one architecture, one point: the warm-start trial of a seed design stands for its baseline row
+    twin = [row("w", val_acc=0.6, sops=10.0, key="kf"), row("f", val_acc=0.6, sops=10.0, baseline="mlp_spe_micro")]
+    assert [(r["trial_id"], r["seed_design"]) for r in current_front(twin, ["val_acc", "sops"], ["max", "min"])] == [
+        ("w", "mlp_spe_micro")
+    ]
+    # non-spiking rows have no place on the SOP axis (pareto compares them on energy)
+    snn_mlp = row("n", val_acc=0.95, sops=0.0, macs=1e6, time_steps=1, baseline="snn_mlp_micro")
+    assert current_front([snn_mlp, row("a", val_acc=0.9, sops=100.0)], ["val_acc", "sops"], ["max", "min"])[0][
+        "trial_id"
+    ] == "a"
 
 
 def test_progress_counts_and_lines(tmp_path):
@@ -289,4 +301,5 @@ def test_progress_counts_and_lines(tmp_path):
     assert lines[0].startswith("[1/4] a ok val_acc=50.00% sops=10") and "front 1" in lines[0]
     assert lines[1].startswith("[2/4] b failed") and "(boom)" in lines[1]
     assert lines[-1].startswith("exp: 2/4 done (ok 1, stopped 0, failed or invalid 1), 0 running, front 1")
-    assert format_metric("sops", 1.5e6) == "1.5e+06" and format_metric("val_acc", math.nan) == "-"
+    assert format_metric("sops", 1.5e6) == "1.5M" and format_metric("val_acc", math.nan) == "-"
+    assert format_metric("sops", 966.75) == "967" and format_metric("sops", 4.18e5) == "418k"  # one format

@@ -88,20 +88,25 @@ def print_front(analysis, root: Path, *, top: int | None = None) -> None:
     from rich.console import Console
     from rich.markup import escape
 
-    from snn_nas.report import TEST_ACC_SOURCES, UNITS, baseline_verdict, format_count, not_shown_text
+    from snn_nas.report import (
+        EXCLUSIONS,
+        TEST_ACC_SOURCES,
+        UNITS,
+        baseline_verdict,
+        chance_text,
+        counts_text,
+        format_count,
+        not_shown_text,
+    )
 
     console = Console()
     x, y = analysis.x, analysis.y
-    counts = analysis.status_counts
-    total = sum(counts.values())
-    others = ", ".join(f"{n} {s}" for s, n in counts.items() if s != "ok")
     console.print(
-        f"[bold]{escape(str(root))}[/bold]: {counts.get('ok', 0)} ok of {total} trials"
-        + (f" ({others})" if others else "")
+        f"[bold]{escape(str(root))}[/bold]: {counts_text(analysis.search_counts, analysis.baseline_counts)}"
         + (f"; {analysis.unplaced_ok} ok without metrics" if analysis.unplaced_ok else "")
     )
     if analysis.front.empty:
-        console.print("no completed trial yet: the front is empty")
+        console.print("no trial is eligible for the front yet (see the reasons below): the front is empty")
     else:
         _front_table(console, analysis, top)
         ref = analysis.reference_point
@@ -131,6 +136,14 @@ def print_front(analysis, root: Path, *, top: int | None = None) -> None:
         )
     if analysis.baselines_note:
         console.print(f"[yellow]{escape(analysis.baselines_note)}[/yellow]")
+    for reason, n in analysis.excluded_counts.items():
+        rule = f" ({chance_text(analysis.num_classes)})" if reason == "chance" else ""
+        console.print(f"{n} ok trial(s) kept off the front: {EXCLUSIONS[reason]}{escape(rule)}")
+    for m in analysis.merged:
+        console.print(
+            f"one architecture, one point: {m['key']} (baseline {m['baseline'] or '-'}, trial {m['trial_id']}) "
+            f"is the same network as trial {m['placed_as']}, placed once"
+        )
     hidden = not_shown_text(analysis.not_shown)
     if hidden:
         console.print(escape(hidden) + "; stopped trials are plotted as such")
@@ -143,39 +156,64 @@ def print_front(analysis, root: Path, *, top: int | None = None) -> None:
         )
 
 
-def _front_table(console, analysis, top: int | None) -> None:
+OPTIONAL_COLUMNS = ("energy uJ", "params", "T", "test acc")
+"""Front-table columns dropped, in this order, when the terminal is too narrow (the key never is)."""
+
+
+def front_table(analysis, top: int | None, width: int):
+    """The rich table of the front, fitted to ``width`` columns: whole keys, optional columns
+    dropped first (``OPTIONAL_COLUMNS``). Returns ``(table, dropped column names)``."""
+    from rich.console import Console
+    from rich.measure import Measurement
     from rich.table import Table
 
     from snn_nas.report import format_count
 
     x, y = analysis.x, analysis.y
-    table = Table(title=f"Pareto front: {y} (max) vs {x} (min)", title_justify="left")
-    for name, justify in (
-        ("rank", "right"),
-        ("accuracy", "right"),
-        ("test acc", "right"),
-        ("SOPs", "right"),
-        ("energy uJ", "right"),
-        ("params", "right"),
-        ("T", "right"),
-        ("key", "left"),
-        ("baseline", "left"),
-    ):
-        table.add_column(name, justify=justify)
     rows = analysis.front if top is None else analysis.front.head(top)
+    cells = []
     for row in rows.to_dict("records"):
-        table.add_row(
-            str(row["rank"]),
-            f"{100 * row[y]:.2f}%",
-            _test_acc(row.get("test_acc"), row.get("test_acc_source")),
-            format_count(row.get("sops")),
-            _energy(row.get("energy_uj")),
-            format_count(row.get("params")),
-            format_count(row.get("time_steps")),
-            str(row["key"]),
-            row["baseline"] or "-",
+        design = row.get("seed_design") or row["baseline"] or ""
+        cells.append(
+            {
+                "rank": str(row["rank"]),
+                "accuracy": f"{100 * row[y]:.2f}%",
+                "test acc": _test_acc(row.get("test_acc"), row.get("test_acc_source")),
+                "SOPs": format_count(row.get("sops")),
+                "energy uJ": _energy(row.get("energy_uj")),
+                "params": format_count(row.get("params")),
+                "T": format_count(row.get("time_steps")),
+                "key": str(row["key"]),
+                "seed design": design or "-",
+            }
         )
+    columns = ["rank", "accuracy", "test acc", "SOPs", "energy uJ", "params", "T", "key", "seed design"]
+    measure = Console(width=10_000)
+    dropped: list[str] = []
+
+    def build(names):
+        table = Table(title=f"Pareto front: {y} (max) vs {x} (min)", title_justify="left")
+        for name in names:
+            table.add_column(name, justify="left" if name in ("key", "seed design") else "right", no_wrap=True)
+        for cell in cells:
+            table.add_row(*(cell[n] for n in names))
+        return table
+
+    table = build(columns)
+    for name in OPTIONAL_COLUMNS:
+        if Measurement.get(measure, measure.options, table).maximum <= width:
+            break
+        columns.remove(name)
+        dropped.append(name)
+        table = build(columns)
+    return table, dropped
+
+
+def _front_table(console, analysis, top: int | None) -> None:
+    table, dropped = front_table(analysis, top, console.width)
     console.print(table)
+    if dropped:
+        console.print(f"(terminal {console.width} columns wide: {', '.join(dropped)} left out; all in pareto.csv)")
     if top is not None and len(analysis.front) > top:
         console.print(f"({len(analysis.front) - top} more front rows in pareto.csv)")
 

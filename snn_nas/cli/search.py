@@ -101,9 +101,53 @@ def _experiment(args: argparse.Namespace):
     return experiment.with_overrides(name=args.name, trials=args.num_samples)
 
 
+def summary_lines(experiment, rows: list[dict], wall_s: float) -> list[str]:
+    """The summary after a search: counts (as ``snn-nas pareto`` counts them), the front (by the
+    same rule, seed designs named), what was kept off it and why, and a warning when most trained
+    trials of the fidelity are at chance level."""
+    from snn_nas.report import EXCLUSIONS, chance_text, counts_text, front_exclusion, trial_counts
+    from snn_nas.search.progress import current_front, format_metric
+
+    search, base = trial_counts(rows)
+    front = current_front(rows, experiment.metrics, experiment.modes)
+    lines = [f"{experiment.name}: {counts_text(search, base)}, {wall_s:.0f} s", f"front of {len(front)}:"]
+    for row in front[:5]:
+        figures = ", ".join(f"{m} {format_metric(m, row.get(m))}" for m in experiment.metrics)
+        design = f"  (seed design {row['seed_design']})" if row.get("seed_design") else ""
+        lines.append(f"  {row['key']}  {figures}{design}")
+    if len(front) > 5:
+        lines.append(f"  ... {len(front) - 5} more (snn-nas pareto)")
+    cost = "sops" if "sops" in experiment.metrics else experiment.metrics[-1]
+    classes = next((int(r["num_classes"]) for r in rows if _is_count(r.get("num_classes"))), None)
+    excluded: dict[str, int] = {}
+    for row in rows:
+        if row.get("status") == "ok":
+            reason = front_exclusion(row, x=cost, num_classes=classes)
+            if reason not in (None, "non-spiking"):  # the non-spiking baseline: compared on energy by pareto
+                excluded[reason] = excluded.get(reason, 0) + 1
+    for reason, n in excluded.items():
+        rule = f" ({chance_text(classes)})" if reason == "chance" else ""
+        lines.append(f"kept off the front: {n} ok trial(s), {EXCLUSIONS[reason]}{rule}")
+    trained = [r for r in rows if not r.get("baseline") and r.get("status") in ("ok", "stopped", "silent")]
+    at_chance = [r for r in trained if front_exclusion({**r, "status": "ok"}, x=cost, num_classes=classes) == "chance"]
+    if trained and 2 * len(at_chance) > len(trained):
+        lines.append(
+            f"warning: {len(at_chance)} of {len(trained)} trained trials are at chance level at this fidelity "
+            f"({chance_text(classes)}): the proxy may be too short to tell the architectures apart; "
+            "consider more epochs or data per trial"
+        )
+    return lines
+
+
+def _is_count(value) -> bool:
+    try:
+        return int(value) >= 2
+    except (TypeError, ValueError):
+        return False
+
+
 def run(args: argparse.Namespace) -> int:
     from snn_nas.search.layout import SearchError
-    from snn_nas.search.progress import current_front, format_metric
     from snn_nas.search.tune import run_search
 
     if args.num_cpus is not None and args.num_cpus < 1:
@@ -121,18 +165,8 @@ def run(args: argparse.Namespace) -> int:
     )
     rows = outcome.table.to_dict("records")
     search_rows = outcome.search_rows()
-    counts: dict[str, int] = {}
-    for row in search_rows:
-        counts[row["status"]] = counts.get(row["status"], 0) + 1
-    front = current_front(rows, experiment.metrics, experiment.modes)
-    print(
-        f"{experiment.name}: {len(search_rows)} trials ("
-        + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
-        + f"), front of {len(front)}, {outcome.wall_s:.0f} s"
-    )
-    for row in front[:5]:
-        figures = ", ".join(f"{m} {format_metric(m, row.get(m))}" for m in experiment.metrics)
-        print(f"  {row['key']}  {figures}")
+    for line in summary_lines(experiment, rows, outcome.wall_s):
+        print(line)
     table, study = outcome.directory / "trials.parquet", outcome.directory / "optuna.db"
     print(f"table: {table}" if table.is_file() else f"table: none yet (no trial finished) in {outcome.directory}")
     if study.is_file():

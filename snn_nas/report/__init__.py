@@ -6,13 +6,22 @@ pure (a table in, a ``FrontAnalysis`` out); ``front_for_dir`` adds the I/O aroun
 retrained and audited trials) and ``write_front_files`` writes ``pareto.csv`` and ``pareto.json``.
 
 Modules: ``columns`` (the table's columns, units, ``ResultsError``, ``is_missing``),
+``eligibility`` (the front rule every view applies: ``front_exclusion``, chance level),
 ``nonspiking`` (the non-spiking rule), ``baselines`` (``compare_baselines``, verdicts),
 ``front`` (``analyse_front``, ``FrontAnalysis``), ``results_dir`` (reading a results directory,
 writing the front files), ``formatting`` (counts and the not-shown sentence).
 
 Definitions (shared with ``snn-nas pareto`` and ``snn-nas retrain``):
 
-* Only rows with status ``ok`` and finite accuracy and cost are placed.
+* Which rows may be placed on a front is one rule, ``front_exclusion`` (module ``eligibility``),
+  that every view applies: status ``ok``, not a supernet estimate (``proxy == "supernet"``),
+  finite accuracy and cost, comparable on the axis (the non-spiking rule below), feasible, and
+  above chance level (``1 / num_classes`` + ``CHANCE_MARGIN``). The other ``ok`` rows are listed
+  in ``excluded`` with their reason and counted in every view.
+* **One architecture, one point**: rows sharing a ``key`` (the warm-start trial of a seed design
+  and that design's baseline row) are placed once, as the search row when there is one; the
+  others are listed in ``merged``. ``seed_design`` names the preset a placed row's architecture
+  is (a baseline, or a warm-start design), so a view can label it.
 * A **non-spiking** row (genotype family other than ``spiking``, e.g. an ``snn_mlp`` baseline;
   without a genotype: ``time_steps == 1``, ``sops == 0`` and ``macs > 0``) does all its work as
   MACs: its 0 SOPs are not comparable with a spiking network's. On the SOP axis (``x ==
@@ -24,7 +33,9 @@ Definitions (shared with ``snn-nas pareto`` and ``snn-nas retrain``):
 * The **hypervolume** is that of the non-baseline rows only, in raw units (accuracy fraction x
   cost unit) against the reference point ``{y: a, x: s}``: the declared one (key
   ``reference_point`` in ``experiment.yaml`` or ``search.json`` of the results directory), else
-  ``a = 0`` and ``s = 1.1 x`` the largest cost among placed rows.
+  ``a = 1 / num_classes`` (chance level; 0 when unknown) and ``s = 1.1 x`` the largest cost
+  among placed rows. A declared ``a`` below chance is raised to chance: the volume under chance
+  accuracy is what a constant predictor holds for free.
 * A baseline is compared on ``x``, or on ``energy_uj`` when it is non-spiking and ``x`` is
   ``sops`` (energy is where its MACs count). It is **dominated** by every search trial at least
   as accurate and at most as costly on that axis, strictly better in one of the two; some
@@ -49,7 +60,15 @@ from snn_nas.report.columns import (
     ResultsError,
     is_missing,
 )
-from snn_nas.report.formatting import NOT_SHOWN_REASONS, format_count, not_shown_text
+from snn_nas.report.eligibility import (
+    CHANCE_MARGIN,
+    EXCLUSIONS,
+    chance_accuracy,
+    chance_text,
+    dataset_classes,
+    front_exclusion,
+)
+from snn_nas.report.formatting import NOT_SHOWN_REASONS, counts_text, format_count, not_shown_text, trial_counts
 from snn_nas.report.front import DEFAULT_REFERENCE_FACTOR, FrontAnalysis, analyse_front, default_reference_point
 from snn_nas.report.nonspiking import NON_SPIKING_AXIS, is_non_spiking, non_spiking_mask
 from snn_nas.report.results_dir import (
@@ -58,10 +77,12 @@ from snn_nas.report.results_dir import (
     RETRAIN_DIR,
     TRIALS_FILE,
     declared_baselines,
+    declared_dataset,
     declared_reference_point,
     front_for_dir,
     load_trials,
     read_test_accuracies,
+    seed_design_keys,
     write_front_files,
 )
 
@@ -69,8 +90,10 @@ __all__ = [
     "ACCURACY_COLUMNS",
     "AUDIT_TABLE",
     "AXIS_WORDS",
+    "CHANCE_MARGIN",
     "COST_COLUMNS",
     "DEFAULT_REFERENCE_FACTOR",
+    "EXCLUSIONS",
     "EXPERIMENT_FILES",
     "FRONT_COLUMNS",
     "NON_SPIKING_AXIS",
@@ -84,11 +107,17 @@ __all__ = [
     "ResultsError",
     "analyse_front",
     "baseline_verdict",
+    "chance_accuracy",
+    "chance_text",
     "compare_baselines",
+    "counts_text",
+    "dataset_classes",
     "declared_baselines",
+    "declared_dataset",
     "declared_reference_point",
     "default_reference_point",
     "format_count",
+    "front_exclusion",
     "front_for_dir",
     "is_missing",
     "is_non_spiking",
@@ -96,5 +125,7 @@ __all__ = [
     "non_spiking_mask",
     "not_shown_text",
     "read_test_accuracies",
+    "seed_design_keys",
+    "trial_counts",
     "write_front_files",
 ]

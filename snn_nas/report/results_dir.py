@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from snn_nas.report.columns import ResultsError, is_missing
+from snn_nas.report.eligibility import dataset_classes
 from snn_nas.report.front import FrontAnalysis, analyse_front
 
 TRIALS_FILE = "trials.parquet"
@@ -40,18 +41,46 @@ def _experiment_files(results_dir: str | Path) -> list[tuple[str, Any]]:
         path = root / name
         if not path.is_file():
             continue
-        text = path.read_text()
-        try:
-            if path.suffix == ".json":
-                data = json.loads(text)
-            else:
-                import yaml
+        from snn_nas.jsonutil import read_json
+        from snn_nas.yamlutil import read_yaml
 
-                data = yaml.safe_load(text)
-        except Exception as exc:
-            raise ResultsError(f"{path}: cannot be parsed: {exc}") from None
+        what = "the search's experiment file"
+        if path.suffix == ".json":
+            data = read_json(path, what=what, error=ResultsError)
+        else:
+            data = read_yaml(path, what=what, error=ResultsError)
+        if not isinstance(data, dict):
+            raise ResultsError(f"{path}: not an experiment (a mapping of settings), but a {type(data).__name__}")
         found.append((name, data))
     return found
+
+
+def declared_dataset(results_dir: str | Path) -> str | None:
+    """The ``dataset`` the experiment file names (None when there is none)."""
+    for _, data in _experiment_files(results_dir):
+        if isinstance(data.get("dataset"), str):
+            return data["dataset"]
+    return None
+
+
+def seed_design_keys(results_dir: str | Path) -> dict[str, str]:
+    """``key -> preset name`` of the hand designs the experiment names (``baselines``, and the
+    presets of a ``warm_start`` list); unknown names are left out (the search refused them)."""
+    names: list[str] = list(declared_baselines(results_dir))
+    for _, data in _experiment_files(results_dir):
+        warm = data.get("warm_start")
+        if isinstance(warm, list):
+            names.extend(n for n in warm if isinstance(n, str))
+    from snn_nas.errors import SnnNasError
+    from snn_nas.presets import get_preset
+
+    keys: dict[str, str] = {}
+    for name in names:
+        try:
+            keys.setdefault(get_preset(name).key(), name)
+        except SnnNasError:
+            continue
+    return keys
 
 
 def declared_reference_point(results_dir: str | Path) -> tuple[dict[str, float], str | None]:
@@ -119,10 +148,9 @@ def read_test_accuracies(results_dir: str | Path) -> dict[str, tuple[float, str]
                 if not is_missing(key) and _finite(value):
                     found[str(key)] = (float(value), "audit")
     for path in sorted((root / RETRAIN_DIR).glob("*/report.json")):
-        try:
-            report = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ResultsError(f"{path}: cannot be read ({exc})") from None
+        from snn_nas.jsonutil import read_json
+
+        report = read_json(path, what="a retraining report", error=ResultsError)
         if not isinstance(report, dict) or report.get("status", "ok") != "ok":
             continue
         key, value = report.get("key") or path.parent.name, report.get("test_acc")
@@ -148,6 +176,8 @@ def front_for_dir(results_dir: str | Path, *, x: str = "sops", y: str = "val_acc
         reference_source=source or "declared",
         expected_baselines=declared_baselines(results_dir),
         test_acc=read_test_accuracies(results_dir),
+        num_classes=dataset_classes(declared_dataset(results_dir)),
+        seed_designs=seed_design_keys(results_dir),
     )
 
 
@@ -156,7 +186,7 @@ def write_front_files(analysis: FrontAnalysis, results_dir: str | Path) -> dict[
     included) and ``pareto.json`` (``to_dict()``)."""
     root = Path(results_dir)
     paths = {"csv": root / "pareto.csv", "json": root / "pareto.json"}
-    front = analysis.front.drop(columns=["on_front", "is_baseline"], errors="ignore")
+    front = analysis.front.drop(columns=["on_front", "is_baseline", "exclusion"], errors="ignore")
     front.to_csv(paths["csv"], index=False)
     paths["json"].write_text(json.dumps(analysis.to_dict(), indent=2) + "\n")
     return paths

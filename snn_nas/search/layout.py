@@ -10,8 +10,11 @@
     trials.jsonl        the journal of the same rows
     optuna.db           the user's Optuna study (sqlite): ``optuna-dashboard sqlite:///<dir>/optuna.db``
                         (``snn_nas.search.study``: real values only, one trial per row)
-    sampler.db          the samplers' own study (``snn_nas.search.searcher``: placeholders for
-                        ruled-out draws, duplicate draws, enqueued warm-start/pre-screen trials)
+    samplers.sqlite3    the samplers' own study (``snn_nas.search.searcher``: placeholders for
+                        ruled-out draws, duplicate draws, enqueued warm-start/pre-screen trials),
+                        study name ``<name> (samplers' working study: placeholder values, not
+                        results)``; not named ``*.db`` so that ``optuna-dashboard <dir>/*.db``
+                        never opens it (older searches: ``sampler.db``, read there on --resume)
     ray/search/         Ray Tune's experiment directory (restored by ``--resume``)
     ray/baselines/      the seed presets' runs (``--baselines``)
 """
@@ -35,7 +38,10 @@ logger = logging.getLogger(__name__)
 EXPERIMENT_FILE = "experiment.yaml"
 FINGERPRINT_FILE = "fingerprint.json"
 STUDY_FILE = "optuna.db"
-SAMPLER_STUDY_FILE = "sampler.db"
+SAMPLER_STUDY_FILE = "samplers.sqlite3"
+"""Not ``*.db``: ``optuna-dashboard results/<name>/*.db`` must open the user's study only."""
+LEGACY_SAMPLER_STUDY_FILE = "sampler.db"
+"""Where searches before issue 16 kept the samplers' study; a resumed older search reads it there."""
 RAY_DIR = "ray"
 SEARCH_RUN = "search"
 BASELINE_RUN = "baselines"

@@ -26,24 +26,45 @@ def _value(row: Mapping[str, Any], metric: str) -> float:
 
 
 def current_front(
-    rows: Sequence[Mapping[str, Any]], metrics: Sequence[str], modes: Sequence[str], *, baselines: bool = False
+    rows: Sequence[Mapping[str, Any]],
+    metrics: Sequence[str],
+    modes: Sequence[str],
+    *,
+    num_classes: int | None = None,
+    seed_designs: Mapping[str, str] | None = None,
 ) -> list[dict[str, Any]]:
-    """The non-dominated rows among the finished, feasible ``ok`` rows of search trials (of the
-    baselines when ``baselines``).
+    """The front as ``snn-nas pareto`` reports it, over finished rows (search trials and baselines).
 
-    Rows with a non-finite objective are left out. Returned in order of the first objective,
-    best first.
+    The rows eligible by ``snn_nas.report.eligibility.front_exclusion`` (status ok, not a supernet
+    estimate, finite objectives, spiking when SOPs are an objective, feasible, above chance level;
+    ``num_classes`` for rows that do not record theirs), one per architecture (a search row of a
+    ``key`` before its baseline row), then the non-dominated ones on all ``metrics``. Each returned
+    row carries ``seed_design``: the preset its architecture is (a baseline's name, or
+    ``seed_designs[key]``), else "". Returned in order of the first objective, best first.
     """
     from snn_nas.pareto import is_pareto_front, to_minimization
+    from snn_nas.report.eligibility import front_exclusion
 
-    candidates = [
+    accuracy = next((m for m, mode in zip(metrics, modes, strict=True) if mode == "max"), "val_acc")
+    costs = [m for m in metrics if m != accuracy]
+    x = "sops" if "sops" in costs else (costs[0] if costs else "sops")
+    designs = dict(seed_designs or {})
+    designs.update({str(r.get("key")): str(r["baseline"]) for r in rows if r.get("baseline") and r.get("key")})
+    eligible = [
         dict(r)
         for r in rows
-        if r.get("status") == "ok"
-        and bool(r.get("baseline")) == baselines
-        and (baselines or r.get("feasible") is not False)
+        if front_exclusion(r, x=x, y=accuracy, num_classes=num_classes) is None
         and all(math.isfinite(_value(r, m)) for m in metrics)
     ]
+    eligible.sort(key=lambda r: (bool(r.get("baseline")), -_value(r, accuracy), str(r.get("trial_id"))))
+    candidates, seen = [], set()
+    for row in eligible:
+        key = str(row.get("key"))
+        if key in seen:
+            continue
+        seen.add(key)
+        row["seed_design"] = str(row.get("baseline") or "") or designs.get(key, "")
+        candidates.append(row)
     if not candidates:
         return []
     directions = ["maximize" if mode == "max" else "minimize" for mode in modes]
@@ -55,6 +76,8 @@ def current_front(
 
 
 def format_metric(metric: str, value: Any) -> str:
+    """A metric as every view prints it: accuracy in percent, energy in uJ, counts (SOPs, MACs,
+    parameters) in engineering notation (``snn_nas.report.format_count``: 691k, 9.63k, 967)."""
     number = _value({"v": value}, "v")
     if not math.isfinite(number):
         return "-"
@@ -62,9 +85,9 @@ def format_metric(metric: str, value: Any) -> str:
         return f"{100 * number:.2f}%" if metric == "val_acc" else f"{number:.3f}"
     if metric == "energy_uj":
         return f"{number:.4g} uJ"
-    if abs(number) >= 1e3:
-        return f"{number:.3g}"
-    return f"{number:g}"
+    from snn_nas.report.formatting import format_count
+
+    return format_count(number)
 
 
 FAILED_STATUSES = ("failed", "diverged", "invalid")
@@ -119,6 +142,7 @@ class SearchProgress:
         self.stream = stream if stream is not None else sys.stdout
         self.live = enabled and (self.stream.isatty() if live is None else live)
         self.rows: dict[str, dict[str, Any]] = {}
+        self.context: dict[str, dict[str, Any]] = {}  # rows of the other phase: on the front, not counted
         self.running: dict[str, dict[str, Any]] = {}
         self.started = time.monotonic()
         self._live: Any = None
@@ -129,7 +153,8 @@ class SearchProgress:
         return status_counts(list(self.rows.values()), running=len(self.running))
 
     def front(self) -> list[dict[str, Any]]:
-        return current_front(list(self.rows.values()), self.metrics, self.modes, baselines=self.baselines)
+        """The front over every finished row, this phase's and the context's (``current_front``)."""
+        return current_front([*self.context.values(), *self.rows.values()], self.metrics, self.modes)
 
     def headline(self) -> str:
         c = self.counts()
@@ -140,10 +165,11 @@ class SearchProgress:
         )
 
     # ---------------------------------------------------------------- events
-    def add_existing(self, rows: Sequence[Mapping[str, Any]]) -> None:
-        """Rows finished before this session (a resumed search)."""
+    def add_existing(self, rows: Sequence[Mapping[str, Any]], *, context: bool = False) -> None:
+        """Rows finished before this session (a resumed search); ``context``: rows of the other
+        phase (the baselines during the search), placed on the front but not counted."""
         for row in rows:
-            self.rows[str(row["trial_id"])] = dict(row)
+            (self.context if context else self.rows)[str(row["trial_id"])] = dict(row)
         self._refresh()
 
     def trial_started(self, trial_id: str) -> None:
@@ -158,21 +184,34 @@ class SearchProgress:
         trial_id = str(row["trial_id"])
         self.running.pop(trial_id, None)
         self.rows[trial_id] = dict(row)
-        if self.enabled and not self.live:
+        if self.enabled:
             self._print_line(row)
         self._refresh()
 
-    def _print_line(self, row: Mapping[str, Any]) -> None:
+    def line(self, row: Mapping[str, Any]) -> str:
+        """The line of one finished trial: id, status, objectives, reason, running counts."""
         figures = " ".join(f"{m}={format_metric(m, row.get(m))}" for m in self.metrics)
         tag = f" baseline={row['baseline']}" if row.get("baseline") else ""
         error = f" ({row['error']})" if row.get("error") else ""
+        reused = f" (result of baseline trial {row['reused_from']} reused, not trained again)" if row.get(
+            "reused_from"
+        ) else ""  # fmt: skip
         c = self.counts()
-        print(
-            f"[{c['done']}/{self.total}] {row['trial_id']} {row.get('status')}{tag} {figures}{error} "
-            f"| running {c['running']}, failed or invalid {c['failed_total']}, front {len(self.front())}",
-            file=self.stream,
-            flush=True,
+        return (
+            f"[{c['done']}/{self.total}] {row['trial_id']} {row.get('status')}{tag} {figures}{error}{reused} "
+            f"| running {c['running']}, failed or invalid {c['failed_total']}, front {len(self.front())}"
         )
+
+    def _print_line(self, row: Mapping[str, Any]) -> None:
+        """Piped: a plain line. On a terminal: the same line printed above the live panel, so
+        that every finished trial and every reason stays on screen."""
+        text = self.line(row)
+        if self._live is not None:
+            from rich.text import Text
+
+            self._live.console.print(Text(text), soft_wrap=True)
+        else:
+            print(text, file=self.stream, flush=True)
 
     # ---------------------------------------------------------------- drawing
     def render(self) -> Any:
@@ -188,15 +227,19 @@ class SearchProgress:
         for trial_id, info in sorted(self.running.items()):
             running.add_row(trial_id, str(info.get("epoch", 0)), *(format_metric(m, info.get(m)) for m in self.metrics))
 
-        front = Table(title="current front", title_justify="left", expand=False)
+        front = Table(title="current front (as snn-nas pareto ranks it)", title_justify="left", expand=False)
         front.add_column("trial")
-        front.add_column("key")
+        front.add_column("key", no_wrap=True)
         for metric in self.metrics:
             front.add_column(metric, justify="right")
+        front.add_column("seed design")
         rows = self.front()
         for row in rows[:FRONT_ROWS_SHOWN]:
             front.add_row(
-                str(row["trial_id"]), str(row.get("key")), *(format_metric(m, row.get(m)) for m in self.metrics)
+                str(row["trial_id"]),
+                str(row.get("key")),
+                *(format_metric(m, row.get(m)) for m in self.metrics),
+                row.get("seed_design") or "-",
             )
         if len(rows) > FRONT_ROWS_SHOWN:
             front.caption = f"... {len(rows) - FRONT_ROWS_SHOWN} more"

@@ -55,8 +55,9 @@ STRING_COLUMNS = (
     "version",
     "node",
     "curve",
+    "reused_from",
 )
-INT_COLUMNS = ("seed", "params", "time_steps", "epochs")
+INT_COLUMNS = ("seed", "params", "time_steps", "epochs", "num_classes")
 FLOAT_COLUMNS = (
     "val_acc",
     "val_loss",
@@ -67,6 +68,7 @@ FLOAT_COLUMNS = (
     "firing_rate",
     "wall_s",
     "finished_at",
+    "started_at",
 )
 BOOL_COLUMNS = ("feasible",)
 
@@ -96,13 +98,20 @@ COLUMNS = (
     "node",
     "curve",
     "finished_at",
+    "started_at",
+    "num_classes",
+    "reused_from",
 )
 """Table columns in order: the contract's columns, then ``feasible`` (every constraint of the
 experiment holds; null when unknown), ``node`` (the Ray node that ran the trial) and ``curve``
 (JSON list of the per-epoch values the scheduler saw: ``{"epoch", "val_acc", "val_loss",
 "sops", "macs", "energy_uj", "firing_rate", "wall_s"}``; ``[]`` for a trial never trained) and
 ``finished_at`` (Unix time at which the driver recorded the row: with the search's start, the
-wall-clock progress of a search, e.g. for ``experiments/benchmarks/search_quality.py``).
+wall-clock progress of a search, e.g. for ``experiments/benchmarks/search_quality.py``),
+``started_at`` (Unix time at which Ray started the trial, as the driver saw it), ``num_classes``
+(classes of the dataset the trial trained on: chance accuracy is ``1 / num_classes``) and
+``reused_from`` (the ``trial_id`` of the baseline row whose result a warm-start trial of the same
+architecture reused instead of training it again; null otherwise).
 Units: ``sops`` and ``macs`` per image, ``energy_uj`` microjoules per image, ``val_acc`` a
 fraction, ``wall_s`` seconds of the trial's own work."""
 
@@ -139,9 +148,9 @@ def normalise_row(row: Mapping[str, Any]) -> dict[str, Any]:
         elif name in STRING_COLUMNS:
             out[name] = None if value is None else str(value)
         elif name in INT_COLUMNS:
-            out[name] = _as_int(value)
+            out[name] = _as_int(value, name)
         elif name in FLOAT_COLUMNS:
-            out[name] = _as_float(value)
+            out[name] = _as_float(value, name)
         else:
             out[name] = None if value is None else bool(value)
     if out["baseline"] is None:
@@ -154,7 +163,21 @@ def normalise_row(row: Mapping[str, Any]) -> dict[str, Any]:
             f"val_acc: {accuracy:g} is not a fraction in [0, 1]; result tables hold accuracies as fractions "
             "(0.95 for 95 %), not percentages"
         )
+    for name in COST_COLUMNS:
+        number = math.nan if out[name] is None else float(out[name])
+        if math.isinf(number) or number < 0:
+            raise RowError(f"{name}: {number:g} is not a cost; costs are finite numbers >= 0 (or missing)")
+    rate = out["firing_rate"]
+    if not math.isnan(rate) and not 0.0 <= rate <= 1.0:
+        raise RowError(f"firing_rate: {rate:g} is not a rate in [0, 1]")
+    if out["time_steps"] is not None and out["time_steps"] < 1:
+        raise RowError(f"time_steps: {out['time_steps']} is not a number of time steps (>= 1)")
     return out
+
+
+COST_COLUMNS = ("sops", "macs", "energy_uj", "params", "macs_per_step")
+"""Validated like accuracies: a finite number >= 0, or missing (a negative SOP count would place a
+row at the cheap end of every front and push the hypervolume past its maximum)."""
 
 
 def curve_json(value: Any) -> str:
@@ -177,23 +200,20 @@ def parse_curve(value: Any) -> list[dict[str, Any]]:
     return [dict(point) for point in data] if isinstance(data, list) else []
 
 
-def _as_int(value: Any) -> int | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
+def _as_int(value: Any, name: str = "value") -> int | None:
+    number = _as_float(value, name)
     return int(number) if math.isfinite(number) else None
 
 
-def _as_float(value: Any) -> float:
+def _as_float(value: Any, name: str = "value") -> float:
+    """A number cell: None/NaN -> NaN; a number, or text of one; anything else is a ``RowError``
+    naming the column (a journal line with ``"sops": "abc"`` must not replace a good row)."""
     if value is None or isinstance(value, bool):
         return math.nan
     try:
         return float(value)
-    except (TypeError, ValueError):
-        return math.nan
+    except (TypeError, ValueError, OverflowError):
+        raise RowError(f"{name}: {str(value)[:40]!r} is not a number") from None
 
 
 def rows_to_frame(rows: Iterable[Mapping[str, Any]]) -> Any:
@@ -296,6 +316,12 @@ def _read_table(path: Path) -> list[dict[str, Any]]:
         except RowError as exc:
             name = f" (trial_id {row['trial_id']})" if row.get("trial_id") else ""
             raise ResultsError(f"{path}: row {number}{name}: {exc}") from None
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row["trial_id"]] = counts.get(row["trial_id"], 0) + 1
+    for trial_id, count in counts.items():
+        if count > 1:
+            logger.warning("warning: %s: trial_id %s is in %d rows; only the last one is used", path, trial_id, count)
     return rows
 
 

@@ -2,7 +2,9 @@
 
 Two Optuna studies sit beside every search (``snn_nas.search.layout``):
 
-* ``sampler.db``, the **samplers' study** (this module). It is what TPE, NSGA-II and GP learn
+* ``samplers.sqlite3``, the **samplers' study** (this module; ``sampler.db`` in searches from
+  before issue 16), named ``<name> (samplers' working study: placeholder values, not results)``
+  and kept out of ``optuna-dashboard <dir>/*.db``. It is what TPE, NSGA-II and GP learn
   from, so it holds what they need and a person should not read as results: an architecture
   ruled out by the space or the constraints (status ``invalid``) or one that trained but never
   fired (``silent``) is told as COMPLETE with *placeholder* values worse than every result so
@@ -33,7 +35,7 @@ import optuna
 from ray.tune.search.optuna import OptunaSearch
 
 from snn_nas.search.experiment import Experiment, ExperimentError
-from snn_nas.search.layout import SAMPLER_STUDY_FILE
+from snn_nas.search.layout import LEGACY_SAMPLER_STUDY_FILE, SAMPLER_STUDY_FILE
 from snn_nas.search.results import ResultStore
 from snn_nas.search.trial import finite_or_none, seen_keys, violations
 
@@ -79,21 +81,62 @@ def warnings_quiet() -> Iterator[None]:
         yield
 
 
+SAMPLER_STUDY_SUFFIX = " (samplers' working study: placeholder values, not results)"
+
+
+def sampler_path(directory: Path) -> Path:
+    """The samplers' study file: ``samplers.sqlite3``, or ``sampler.db`` in a folder of an older
+    search that has one (``--resume`` reads it there)."""
+    legacy = Path(directory) / LEGACY_SAMPLER_STUDY_FILE
+    return legacy if legacy.is_file() else Path(directory) / SAMPLER_STUDY_FILE
+
+
+def sampler_study_name(directory: Path, name: str) -> str:
+    """The samplers' study name: says what it is (an older search's ``sampler.db`` keeps ``name``)."""
+    return name if sampler_path(directory).name == LEGACY_SAMPLER_STUDY_FILE else name + SAMPLER_STUDY_SUFFIX
+
+
 def sampler_storage(directory: Path) -> optuna.storages.RDBStorage:
     return optuna.storages.RDBStorage(
-        f"sqlite:///{directory / SAMPLER_STUDY_FILE}", engine_kwargs={"connect_args": {"timeout": 60}}
+        f"sqlite:///{sampler_path(directory)}", engine_kwargs={"connect_args": {"timeout": 60}}
     )
 
 
 def open_sampler_study(directory: Path, experiment: Experiment) -> optuna.Study:
-    """The samplers' study of the search in ``directory`` (created when missing)."""
+    """The samplers' study of the search in ``directory`` (created when missing), with the
+    objectives' names."""
     with warnings_quiet():
-        return optuna.create_study(
+        study = optuna.create_study(
             storage=sampler_storage(directory),
-            study_name=experiment.name,
+            study_name=sampler_study_name(directory, experiment.name),
             directions=["maximize" if mode == "max" else "minimize" for mode in experiment.modes],
             load_if_exists=True,
         )
+        if study.metric_names is None:
+            study.set_metric_names(list(experiment.metrics))
+        return study
+
+
+def check_sampler_study(directory: Path, name: str) -> None:
+    """Before a resumed search starts Ray: the samplers' study must be a readable Optuna storage
+    (a damaged file is a ``SearchError`` naming it and what to do, not an SQL traceback)."""
+    from snn_nas.search.layout import SearchError
+
+    path = sampler_path(directory)
+    if not path.exists():
+        return
+    try:
+        with warnings_quiet():
+            storage = sampler_storage(directory)
+            names = [s.study_name for s in optuna.get_all_studies(storage)]
+    except Exception as exc:
+        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise SearchError(
+            f"{path}: the samplers' study of this search cannot be read ({type(exc).__name__}: {reason}); move the "
+            "file away to resume with fresh samplers (finished trials are kept), or start a new search with --name"
+        ) from None
+    if names and sampler_study_name(directory, name) not in names:
+        raise SearchError(f"{path}: holds no samplers' study of search {name!r} (it has {names[:3]})")
 
 
 def enqueue_first(study: optuna.Study, samples: Iterable[Mapping[str, Any]], source: str) -> int:
@@ -244,7 +287,7 @@ def close_sampler_study(directory: Path, name: str) -> None:
     """After a complete search, samplers' trials still RUNNING were orphaned by a kill: mark them
     FAIL (enqueued trials never handed out stay WAITING)."""
     with contextlib.suppress(KeyError):
-        study = optuna.load_study(study_name=name, storage=sampler_storage(directory))
+        study = optuna.load_study(study_name=sampler_study_name(directory, name), storage=sampler_storage(directory))
         for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
             with contextlib.suppress(Exception):
                 study.tell(trial.number, state=optuna.trial.TrialState.FAIL)

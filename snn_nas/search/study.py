@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -79,52 +80,82 @@ class UserStudy:
                 load_if_exists=True,
             )
             self.study.set_metric_names(self.metrics)
+        self._refresh()
+
+    def _refresh(self) -> None:
         trials = self.study.get_trials(deepcopy=False)
         self._recorded = {str(t.user_attrs["trial_id"]) for t in trials if "trial_id" in t.user_attrs}
+        self._running = {
+            str(t.user_attrs["trial_id"]): t._trial_id
+            for t in trials
+            if "trial_id" in t.user_attrs and t.state == optuna.trial.TrialState.RUNNING
+        }
+        self._by_trial = {str(t.user_attrs["trial_id"]): t._trial_id for t in trials if "trial_id" in t.user_attrs}
 
     def __contains__(self, trial_id: object) -> bool:
         return str(trial_id) in self._recorded
 
     def sync(self, rows: Iterable[Mapping[str, Any]]) -> int:
-        """Add the rows not yet in the study (after a resume, or a crash between the table and the
-        study write); their samples are recovered from the genotypes. Returns how many were added."""
+        """Add the rows not yet in the study, in the order they started (after a resume, or a
+        crash between the table and the study write); their samples are recovered from the
+        genotypes. Returns how many were added."""
         added = 0
-        for row in rows:
-            if str(row.get("trial_id")) not in self._recorded:
+        for row in sorted(rows, key=_start_time):
+            trial_id = str(row.get("trial_id"))
+            if trial_id not in self._recorded or trial_id in self._running:
                 self.add(row, None)
                 added += 1
         return added
 
+    def start(self, trial_id: str, sample: Mapping[str, Any] | None, started_at: float, *, baseline: str = "") -> None:
+        """A RUNNING trial for a trial Ray just started, so that the study numbers trials in the
+        order they started; ``add`` finishes it. A non-spiking baseline in a study that counts
+        SOPs is left out (see the module docstring)."""
+        if str(trial_id) in self._recorded:
+            return
+        if baseline and "sops" in self.metrics:
+            from snn_nas.presets import get_preset
+
+            if not get_preset(baseline).is_spiking:
+                return
+        attrs: dict[str, Any] = {"trial_id": str(trial_id), "status": "running"}
+        if baseline:
+            attrs["baseline"] = baseline
+        params, distributions = self._params({}, sample) if sample else ({}, {})
+        trial = optuna.trial.create_trial(
+            state=optuna.trial.TrialState.RUNNING, params=params, distributions=distributions, user_attrs=attrs
+        )
+        trial.datetime_start = datetime.fromtimestamp(started_at)
+        with warnings_quiet():
+            self.study.add_trial(trial)
+        self._refresh()
+
     def add(self, row: Mapping[str, Any], sample: Mapping[str, Any] | None) -> None:
         """Mirror ``row`` (a normalised result-table row); ``sample`` is its ``{label: value}``
-        (None: recovered from the row's genotype when the space holds it)."""
+        (None: recovered from the row's genotype when the space holds it). Finishes the trial
+        ``start`` created, or adds a finished one dated from the row's ``started_at`` and
+        ``finished_at``. A search row that reused a baseline's result (``reused_from``) is that
+        baseline's trial: it is marked there, not added twice."""
         trial_id = str(row.get("trial_id"))
-        if trial_id in self._recorded or self._incomparable(row):
+        if trial_id in self._recorded and trial_id not in self._running:
+            return
+        if self._incomparable(row):
+            return
+        reused = str(row.get("reused_from") or "")
+        if reused and reused in self._by_trial:
+            storage = self.study._storage
+            storage.set_trial_user_attr(self._by_trial[reused], "warm_start_trial", trial_id)
+            storage.set_trial_user_attr(
+                self._by_trial[reused], "note", f"also the warm-start trial {trial_id} (its result reused)"
+            )
+            self._recorded.add(trial_id)
             return
         params, distributions = self._params(row, sample)
-        status = row.get("status")
-        state = trial_state(status)
-        values = None
-        if state == optuna.trial.TrialState.COMPLETE:
-            values = [finite_or_none(row.get(m)) for m in self.metrics]
-            if any(v is None for v in values):  # an ok row without finite objectives is not a result
-                state, values = optuna.trial.TrialState.FAIL, None
-        attrs: dict[str, Any] = {"trial_id": trial_id, "status": status}
-        for name in ("key", "summary", "error", "baseline"):
-            if row.get(name):
-                attrs[name] = str(row[name])
-        for name in COST_ATTRS:
-            value = finite_or_none(row.get(name))
-            if value is not None:
-                attrs[name] = int(value) if name in INT_ATTRS else value
-        system: dict[str, Any] = {}
-        if self.constraints and self._constraints_known(row):
-            system["constraints"] = violations(row, self.constraints)
-        intermediate = {
-            int(point["epoch"]): float(point["val_acc"])
-            for point in parse_curve(row.get("curve"))
-            if point.get("epoch") is not None and finite_or_none(point.get("val_acc")) is not None
-        }
+        state, values, attrs, system, intermediate = self._content(row)
+        if trial_id in self._running:
+            self._finish(self._running[trial_id], params, distributions, state, values, attrs, system, intermediate)
+            self._refresh()
+            return
         trial = optuna.trial.create_trial(
             state=state,
             values=values,
@@ -134,9 +165,74 @@ class UserStudy:
             system_attrs=system,
             intermediate_values=intermediate,
         )
+        finished = finite_or_none(row.get("finished_at"))
+        if finished is not None:
+            trial.datetime_complete = datetime.fromtimestamp(finished)
+            trial.datetime_start = datetime.fromtimestamp(_start_time(row))
         with warnings_quiet():
             self.study.add_trial(trial)
-        self._recorded.add(trial_id)
+        self._refresh()
+
+    def _content(self, row: Mapping[str, Any]) -> tuple[Any, Any, dict[str, Any], dict[str, Any], dict[int, float]]:
+        """State, values, user and system attributes, intermediate values of ``row``."""
+        status = row.get("status")
+        state = trial_state(status)
+        values = None
+        attrs: dict[str, Any] = {"trial_id": str(row.get("trial_id")), "status": status}
+        if state == optuna.trial.TrialState.COMPLETE:
+            values = [finite_or_none(row.get(m)) for m in self.metrics]
+            if any(v is None for v in values):  # an ok row without finite objectives is not a result
+                state, values = optuna.trial.TrialState.FAIL, None
+            else:
+                why = self._off_front(row)
+                if why:  # trained to the end, but no front candidate: not among the best trials
+                    state, values = optuna.trial.TrialState.PRUNED, None
+                    attrs["not_on_front"] = why
+        for name in ("key", "summary", "error", "baseline"):
+            if row.get(name):
+                attrs[name] = str(row[name])
+        for name in COST_ATTRS:
+            value = finite_or_none(row.get(name))
+            if value is not None:
+                attrs[name] = int(value) if name in INT_ATTRS else value
+        if finite_or_none(row.get("val_acc")) is not None:
+            attrs["val_acc"] = float(row["val_acc"])
+        system: dict[str, Any] = {}
+        if self.constraints and self._constraints_known(row):
+            system["constraints"] = violations(row, self.constraints)
+        intermediate = {
+            int(point["epoch"]): float(point["val_acc"])
+            for point in parse_curve(row.get("curve"))
+            if point.get("epoch") is not None and finite_or_none(point.get("val_acc")) is not None
+        }
+        return state, values, attrs, system, intermediate
+
+    def _off_front(self, row: Mapping[str, Any]) -> str | None:
+        """Why an ``ok`` row may not be among the dashboard's best trials (the front rule of
+        ``snn_nas.report.eligibility``: chance level, supernet estimate, non-spiking on SOPs)."""
+        from snn_nas.report.eligibility import EXCLUSIONS, front_exclusion
+
+        accuracy = next((m for m, mode in zip(self.metrics, self.modes, strict=True) if mode == "max"), "val_acc")
+        costs = [m for m in self.metrics if m != accuracy]
+        x = "sops" if "sops" in costs else (costs[0] if costs else "sops")
+        reason = front_exclusion(row, x=x, y=accuracy)
+        if reason in (None, "infeasible"):  # the dashboard reads the constraints itself
+            return None
+        return EXCLUSIONS[reason]
+
+    def _finish(self, number_id: int, params, distributions, state, values, attrs, system, intermediate) -> None:
+        storage = self.study._storage
+        with warnings_quiet():
+            for name, value in params.items():
+                storage.set_trial_param(number_id, name, distributions[name].to_internal_repr(value),
+                                        distributions[name])  # fmt: skip
+            for name, value in attrs.items():
+                storage.set_trial_user_attr(number_id, name, value)
+            for name, value in system.items():
+                storage.set_trial_system_attr(number_id, name, value)
+            for step, value in intermediate.items():
+                storage.set_trial_intermediate_value(number_id, step, value)
+            storage.set_trial_state_values(number_id, state, values)
 
     def _incomparable(self, row: Mapping[str, Any]) -> bool:
         """A non-spiking baseline in a study that counts SOPs (see the module docstring)."""
@@ -166,6 +262,16 @@ class UserStudy:
             params[label] = choices[dim.index(value)]
             distributions[label] = optuna.distributions.CategoricalDistribution(choices)
         return params, distributions
+
+
+def _start_time(row: Mapping[str, Any]) -> float:
+    """When a row's trial started: ``started_at``, else ``finished_at - wall_s`` (older tables)."""
+    started = finite_or_none(row.get("started_at"))
+    if started is not None:
+        return started
+    finished = finite_or_none(row.get("finished_at"))
+    wall = finite_or_none(row.get("wall_s")) or 0.0
+    return finished - wall if finished is not None else 0.0
 
 
 def _recover_sample(space: Any, genotype_json: Any) -> dict[str, Any] | None:

@@ -13,6 +13,7 @@ each reported SOP figure is that of the weights whose accuracy is reported with 
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Callable, Mapping
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from snn_nas.jsonutil import finite_or_none
-from snn_nas.search.results import COLUMNS
+from snn_nas.search.results import COLUMNS, parse_curve
 
 RUNNING = "running"  # status of an intermediate (per-epoch) record
 CURVE_KEYS = ("val_acc", "val_loss", "sops", "macs", "energy_uj", "firing_rate", "wall_s")  # per epoch, in ``curve``
@@ -151,6 +152,7 @@ def empty_record(spec: TrialSpec, *, baseline: str = "") -> Record:
         "wall_s": 0.0,
         "feasible": None,
         "curve": [],
+        "num_classes": None,
     }
 
 
@@ -240,6 +242,7 @@ def run_trial(
         if data is None:
             data = load_config_data(config)
         data = data.without_test()  # a search ranks on val: reading test inside a trial raises
+        record["num_classes"] = int(data.num_classes)  # chance accuracy is 1 / num_classes
 
         # 2. the model, and the constraints that hold before training
         try:
@@ -349,6 +352,42 @@ def make_row(
     config = dict(spec.train_config)
     row.update(trial_id=trial_id, seed=config.get("seed"), fidelity=spec.fidelity_json(), version=__version__)
     return row
+
+
+def reusable_baselines(rows: list[dict[str, Any]], spec: TrialSpec) -> dict[str, dict[str, Any]]:
+    """``key -> row`` of the baseline rows whose result a search trial of the same architecture
+    may reuse instead of training it again: finished ``ok``, feasible, trained at this fidelity."""
+    fidelity = json.loads(spec.fidelity_json())
+    out: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        if not row.get("baseline") or row.get("status") != "ok" or row.get("feasible") is False or not row.get("key"):
+            continue
+        try:
+            same = json.loads(str(row.get("fidelity"))) == fidelity
+        except ValueError:
+            same = False
+        if same:
+            out[str(row["key"])] = dict(row)
+    return out
+
+
+def reuse_records(row: Mapping[str, Any]) -> list[Record]:
+    """The records a search trial reports when it reuses baseline ``row`` (same architecture,
+    same fidelity): one per epoch of the row's curve, ``running`` until the last, which is the
+    row's own result, so a scheduler sees the rungs as if the trial trained. ``baseline`` is
+    empty (it is a search trial) and ``reused_from`` names the row's trial."""
+    final = {k: row.get(k) for k in RECORD_KEYS}
+    final.update(baseline="", reused_from=str(row.get("trial_id")), error=None)
+    curve = parse_curve(row.get("curve"))
+    records: list[Record] = []
+    for i, point in enumerate(curve[:-1]):
+        step = {**final, **{k: point.get(k) for k in CURVE_KEYS}, "status": RUNNING, "curve": curve[: i + 1]}
+        step["epoch"] = step["epochs"] = int(point.get("epoch", i + 1))
+        records.append(step)
+    final["epoch"] = final.get("epochs")
+    final["curve"] = curve
+    records.append(final)
+    return records
 
 
 def seen_keys(rows: list[dict[str, Any]]) -> set[str]:

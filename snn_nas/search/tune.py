@@ -33,7 +33,7 @@ from typing import Any
 import ray
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler, TrialScheduler
-from ray.tune.search import ConcurrencyLimiter
+from ray.tune.search import ConcurrencyLimiter, Searcher
 
 from snn_nas.search.cluster import check_resources, environment, ray_session
 from snn_nas.search.experiment import Experiment
@@ -50,15 +50,26 @@ from snn_nas.search.progress import SearchProgress
 from snn_nas.search.results import ResultStore, parse_curve
 from snn_nas.search.searcher import (
     SnnOptunaSearch,
+    check_sampler_study,
     close_sampler_study,
     enqueue_first,
     make_sampler,
     open_sampler_study,
     sampler_storage,
+    sampler_study_name,
     warnings_quiet,
 )
 from snn_nas.search.study import UserStudy
-from snn_nas.search.trial import RECORD_KEYS, TrialSpec, error_line, make_row, run_trial, seen_keys
+from snn_nas.search.trial import (
+    RECORD_KEYS,
+    TrialSpec,
+    error_line,
+    make_row,
+    reusable_baselines,
+    reuse_records,
+    run_trial,
+    seen_keys,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -73,8 +84,11 @@ def _node_name() -> str:
         return ""
 
 
-def search_trainable(config: dict, *, space: Any, spec: TrialSpec, replay: Mapping[str, dict]) -> None:
-    """Ray function trainable: one trial (or the replay of a trial finished before a resume)."""
+def search_trainable(
+    config: dict, *, space: Any, spec: TrialSpec, replay: Mapping[str, dict], reuse: Mapping[str, dict] | None = None
+) -> None:
+    """Ray function trainable: one trial (or the replay of a trial finished before a resume, or
+    the reuse of a baseline's result for a search trial of the same architecture)."""
     import torch
 
     from snn_nas.perf import tune_cpu_allocator
@@ -88,15 +102,44 @@ def search_trainable(config: dict, *, space: Any, spec: TrialSpec, replay: Mappi
         return
     sample = dict(config)
     baseline = str(sample.pop(BASELINE_PARAM, "") or "")
+    reused = reuse.get(_sample_key(space, sample) or "") if reuse and not baseline else None
+    if reused is not None:  # the warm-start trial of a seed design trained as a baseline
+        for record in reuse_records(reused):
+            tune.report({**record, "node": node})
+        return
     run_trial(sample, space=space, spec=spec, baseline=baseline, report=lambda rec: tune.report({**rec, "node": node}))
+
+
+def _sample_key(space: Any, sample: Mapping[str, Any]) -> str | None:
+    try:
+        return space.decode(dict(sample)).key()
+    except Exception:  # an invalid sample is evaluated (and recorded as invalid) by run_trial
+        return None
+
+
+class _Presets(Searcher):
+    """Hands out one config per baseline preset, so that baseline trials get trial ids of the
+    same form as the sampled trials (Ray's grid search would name them ``<hash>_00000``)."""
+
+    def __init__(self, names: list[str]) -> None:
+        super().__init__()
+        self._todo = list(names)
+
+    def suggest(self, trial_id: str) -> dict | None:
+        return {BASELINE_PARAM: self._todo.pop(0)} if self._todo else Searcher.FINISHED
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        pass
 
 
 def _trial_dirname(trial: Any) -> str:
     return f"trial_{trial.trial_id}"
 
 
-def _trainable(space: Any, spec: TrialSpec, replay: Mapping[str, dict]) -> Any:
-    trainable = tune.with_parameters(search_trainable, space=space, spec=spec, replay=dict(replay))
+def _trainable(space: Any, spec: TrialSpec, replay: Mapping[str, dict], reuse: Mapping[str, dict] | None = None) -> Any:
+    trainable = tune.with_parameters(
+        search_trainable, space=space, spec=spec, replay=dict(replay), reuse=dict(reuse or {})
+    )
     return tune.with_resources(trainable, {"cpu": spec.cpus, "gpu": spec.gpus})
 
 
@@ -116,6 +159,8 @@ class _RecordTrials(tune.Callback):
         self._store: ResultStore | None = None
         self._progress: SearchProgress | None = None
         self._study: UserStudy | None = None
+        self._started: dict[str, float] = {}  # trial id -> Unix time Ray started it
+        self.reuse: dict[str, dict[str, Any]] = {}  # key -> baseline row a search trial reuses
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_store": None, "_progress": None, "_study": None}
@@ -127,10 +172,22 @@ class _RecordTrials(tune.Callback):
         self._progress = SearchProgress(
             self.title, self.total, self.metrics, self.modes, enabled=self.show, baselines=self.baselines
         )
-        self._progress.add_existing([r for r in self._store.rows() if bool(r.get("baseline")) == self.baselines])
+        rows = self._store.rows()
+        self._progress.add_existing([r for r in rows if bool(r.get("baseline")) == self.baselines])
+        self._progress.add_existing([r for r in rows if bool(r.get("baseline")) != self.baselines], context=True)
         self._progress.__enter__()
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._started.setdefault(trial.trial_id, time.time())
+        if self._study is not None and trial.trial_id not in self._study:
+            sample = dict(trial.config or {})
+            baseline = str(sample.pop(BASELINE_PARAM, "") or "")
+            if baseline or _sample_key(self.space, sample) not in self.reuse:  # a reuse is the baseline's trial
+                try:
+                    self._study.start(trial.trial_id, None if baseline else sample, self._started[trial.trial_id],
+                                      baseline=baseline)  # fmt: skip
+                except Exception as exc:
+                    logger.warning("could not add trial %s to the Optuna study: %s", trial.trial_id, exc)
         if self._progress is not None:
             self._progress.trial_started(trial.trial_id)
 
@@ -165,7 +222,8 @@ class _RecordTrials(tune.Callback):
             row = make_row(
                 trial.trial_id, sample, result, space=self.space, spec=self.spec, baseline=baseline, error=error
             )
-            row = self._store.record({**row, "finished_at": time.time()})
+            started = self._started.get(trial.trial_id)
+            row = self._store.record({**row, "finished_at": time.time(), "started_at": started})
         if self._study is not None and row is not None:
             try:
                 self._study.add(row, None if baseline else sample)
@@ -231,10 +289,9 @@ def _run_baselines(experiment: Experiment, directory: Path, space: Any, spec: Tr
     callback = _RecordTrials(directory, space, spec, title, len(experiment.baselines), experiment, show, baselines=True)
     tuner = tune.Tuner(
         _trainable(space, spec, {}),
-        param_space={BASELINE_PARAM: tune.grid_search(todo)},
         tune_config=tune.TuneConfig(
-            num_samples=1,
-            max_concurrent_trials=experiment.max_concurrent,
+            search_alg=ConcurrencyLimiter(_Presets(todo), max_concurrent=experiment.max_concurrent),
+            num_samples=len(todo),
             reuse_actors=True,
             trial_dirname_creator=_trial_dirname,
         ),
@@ -305,15 +362,18 @@ def _first_trials(experiment: Experiment, directory: Path, space: Any, spec: Tri
 
 def _run_trials(experiment: Experiment, directory: Path, space: Any, spec: TrialSpec, resume: bool, show: bool) -> bool:
     """Run (or resume) the sampled trials; True when every trial finished."""
-    finished = {r["trial_id"]: r for r in ResultStore(directory).rows() if not r.get("baseline")}
+    stored = ResultStore(directory).rows()
+    finished = {r["trial_id"]: r for r in stored if not r.get("baseline")}
+    reuse = reusable_baselines(stored, spec)
     path = directory / RAY_DIR / SEARCH_RUN
     callback = _RecordTrials(
         directory, space, spec, experiment.name, experiment.trials, experiment, show, baselines=False
     )
+    callback.reuse = reuse
     restored = resume and tune.Tuner.can_restore(str(path)) and any(path.glob("experiment_state-*.json"))
     if restored:
         replay = {tid: {k: v for k, v in row.items() if k in RECORD_KEYS} for tid, row in finished.items()}
-        trainable = _trainable(space, spec, replay)
+        trainable = _trainable(space, spec, replay, reuse)
         tuner = tune.Tuner.restore(str(path), trainable=trainable, resume_unfinished=True, resume_errored=False)
         _reseed_scheduler(tuner, experiment, list(finished.values()))
     else:
@@ -330,12 +390,12 @@ def _run_trials(experiment: Experiment, directory: Path, space: Any, spec: Trial
             mode=experiment.modes,
             sampler=make_sampler(experiment),
             storage=sampler_storage(directory),
-            study_name=experiment.name,
+            study_name=sampler_study_name(directory, experiment.name),
             constraints=experiment.constraints,
             random_seed=experiment.seed,
         )
         tuner = tune.Tuner(
-            _trainable(space, spec, {}),
+            _trainable(space, spec, {}, reuse),
             tune_config=tune.TuneConfig(
                 search_alg=ConcurrencyLimiter(searcher, max_concurrent=experiment.max_concurrent),
                 scheduler=_scheduler(experiment, list(finished.values())),
@@ -401,6 +461,8 @@ def run_search(
         get_preset(name)  # an unknown preset fails here, listing the known ones
     check_before_ray(experiment, space, address=address)  # data, image size: what would fail every trial
     prepare_directory(experiment, directory, resume, space)
+    if resume:
+        check_sampler_study(directory, experiment.name)
     with _quiet(verbose), ray_session(address, num_cpus, verbose):
         check_resources(experiment)
         complete = True
