@@ -27,7 +27,16 @@ from typing import Any
 
 from snn_nas.errors import SnnNasError
 from snn_nas.jsonutil import finite_or_null
-from snn_nas.report import analyse_front, declared_reference_point, is_missing, load_trials
+from snn_nas.report import (
+    EXCLUSIONS,
+    analyse_front,
+    dataset_classes,
+    declared_dataset,
+    declared_reference_point,
+    is_missing,
+    load_trials,
+    seed_design_keys,
+)
 from snn_nas.report.columns import plain_value
 
 DEFAULT_EPOCHS = 30
@@ -59,27 +68,61 @@ class RetrainResult:
 
 # ----------------------------------------------------------------------------- selection
 def select_trial(
-    trials: Any, *, rank: int | None = None, key: str | None = None, x: str = "sops", reference: Any = None
+    trials: Any,
+    *,
+    rank: int | None = None,
+    key: str | None = None,
+    x: str = "sops",
+    reference: Any = None,
+    num_classes: int | None = None,
+    seed_designs: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The row to retrain, as a dict (with ``rank`` set when chosen from the front).
+    """The row to retrain, as a dict with ``rank`` (None when chosen by key), ``seed_design``
+    (the preset the architecture is, or "") and ``why`` (the choice in words).
 
     ``rank`` K: the K-th row of the Pareto front (accuracy vs ``x``) sorted by accuracy
-    descending, baselines included (rank 0 = most accurate; what ``snn-nas pareto`` shows).
-    ``key``: the trial with this architecture key (or a unique prefix of one), its most accurate
-    ``ok`` row. Neither: rank 0.
+    descending, one row per architecture, seed designs included (rank 0 = most accurate; what
+    ``snn-nas pareto`` shows). ``key``: the trial with this architecture key (or a unique prefix
+    of one), its most accurate ``ok`` row. Neither: the most accurate front member that is not a
+    seed design, i.e. the best architecture the search found; a seed design (a baseline, or a
+    warm-start preset) is retrained only when asked for by rank or key. ``num_classes`` and
+    ``seed_designs``: as ``analyse_front``.
     """
     if rank is not None and key is not None:
         raise RetrainError("give either --rank or --key, not both")
     if key is None:
-        rank = 0 if rank is None else rank
-        analysis = analyse_front(trials, x=x, reference_point=reference)
+        analysis = analyse_front(
+            trials, x=x, reference_point=reference, num_classes=num_classes, seed_designs=seed_designs
+        )
         front = analysis.front
         if front.empty:
-            raise RetrainError("the front is empty: no trial has finished with status 'ok' yet")
+            reasons = "; ".join(f"{n} {EXCLUSIONS[r]}" for r, n in analysis.excluded_counts.items())
+            raise RetrainError(
+                "the front is empty: no trial has finished with status 'ok' and a place on it yet"
+                + (f" (kept off: {reasons})" if reasons else "")
+            )
+        if rank is None:
+            found = front[front["seed_design"].astype(str) == ""]
+            if found.empty:
+                designs = ", ".join(sorted(set(front["seed_design"].astype(str))))
+                raise RetrainError(
+                    f"every front member is a seed design ({designs}), not an architecture the search found; "
+                    "retrain one with --rank 0 or --key KEY"
+                )
+            row = dict(found.iloc[0].to_dict())
+            above = front[front["rank"] < row["rank"]]
+            why = f"rank {row['rank']} of the front: the most accurate architecture the search found"
+            if not above.empty:
+                ahead = ", ".join(f"{r['key']} ({r['seed_design']})" for r in above.to_dict("records"))
+                why += f"; ahead of it only seed designs: {ahead} (retrain those with --rank or --key)"
+            row["why"] = why
+            return row
         if isinstance(rank, bool) or not isinstance(rank, int) or not 0 <= rank < len(front):
             raise RetrainError(f"--rank: {rank} is out of range; the front has ranks 0..{len(front) - 1}")
-        return dict(front.iloc[rank].to_dict())
-    if not isinstance(key, str) or not key.strip():
+        row = dict(front.iloc[rank].to_dict())
+        row["why"] = f"rank {rank} of the front, as asked"
+        return _seed_note(row)
+    if not isinstance(key, str) or not key.strip() or not key.isprintable():
         raise RetrainError(f"--key: expected an architecture key (or a unique prefix of one), got {key!r}")
     keys = trials["key"].map(lambda v: "" if is_missing(v) else str(v))  # an invalid trial may have no key
     matches = trials[keys == key]
@@ -95,7 +138,45 @@ def select_trial(
     chosen = (ok if not ok.empty else matches).sort_values("val_acc", ascending=False, na_position="last")
     row = dict(chosen.iloc[0].to_dict())
     row["rank"] = None
+    row_key = "" if is_missing(row.get("key")) else str(row["key"])
+    baseline = "" if is_missing(row.get("baseline")) else str(row.get("baseline") or "")
+    row["seed_design"] = baseline or (seed_designs or {}).get(row_key, "") or _baseline_of(trials, row_key)
+    row["why"] = f"key {row_key}, as asked"
+    return _seed_note(row)
+
+
+def _baseline_of(trials: Any, key: str) -> str:
+    if "baseline" not in trials.columns:
+        return ""
+    names = [str(b) for k, b in zip(trials["key"], trials["baseline"], strict=True) if str(k) == key and str(b or "")]
+    return next((b for b in names if b and b != "<NA>"), "")
+
+
+def _seed_note(row: dict[str, Any]) -> dict[str, Any]:
+    design = row.get("seed_design") or ""
+    if design and not is_missing(design):
+        row["why"] += f"; note: this is the seed design {design}, a hand design the search started from, not one it found"
     return row
+
+
+def choose_trial(
+    results_dir: str | Path, *, rank: int | None = None, key: str | None = None, x: str = "sops", trials: Any = None
+) -> dict[str, Any]:
+    """``select_trial`` on the table of ``results_dir``, with its declared reference point, the
+    classes of its dataset and its seed designs."""
+    root = Path(results_dir)
+    if trials is None:
+        trials = load_trials(root)
+    reference, _ = declared_reference_point(root)
+    return select_trial(
+        trials,
+        rank=rank,
+        key=key,
+        x=x,
+        reference=reference,
+        num_classes=dataset_classes(declared_dataset(root)),
+        seed_designs=seed_design_keys(root),
+    )
 
 
 def full_fidelity_config(
@@ -172,6 +253,7 @@ def retrain(
     download: bool = False,
     calibration_images: int | None = None,
     data: Any = None,
+    selected: dict[str, Any] | None = None,
 ) -> RetrainResult:
     """Retrain the chosen trial of ``results_dir`` at full fidelity on ``train`` + ``val`` and
     measure its test accuracy; see the module docstring.
@@ -181,6 +263,7 @@ def retrain(
     ``retrain/<key>/last.pt`` if present (same settings required). ``data``: preloaded
     ``DataSplits`` (default: the config's dataset). ``calibration_images``: validation images
     the costs are measured on (default: the experiment's ``costs.calibration_images``, else 64).
+    ``selected``: the row ``choose_trial`` returned (default: chosen here from ``rank`` / ``key``).
     """
     import torch
 
@@ -193,8 +276,9 @@ def retrain(
 
     root = Path(results_dir)
     trials = load_trials(root)
-    reference, _ = declared_reference_point(root)
-    row = select_trial(trials, rank=rank, key=key, x=x, reference=reference)
+    if selected is None:
+        selected = choose_trial(root, rank=rank, key=key, x=x, trials=trials)
+    row = selected
     if is_missing(row.get("genotype")):
         raise RetrainError(f"trial {row.get('trial_id')} (key {row['key']}) has no genotype to rebuild")
     genotype = Genotype.from_json(str(row["genotype"]))
@@ -246,6 +330,8 @@ def retrain(
             "rank": plain_value(row.get("rank")),
             "x": x,
             "baseline": plain_value(row.get("baseline")) or "",
+            "seed_design": plain_value(row.get("seed_design")) or "",
+            "why": row.get("why"),
             "search_val_acc": plain_value(row.get("val_acc")),
             "search_sops": plain_value(row.get("sops")),
             "search_energy_uj": plain_value(row.get("energy_uj")),
@@ -287,7 +373,10 @@ def write_report(report: dict[str, Any], out: Path) -> dict[str, Path]:
 
     paths = {"json": out / "report.json", "md": out / "report.md", "png": out / "training_curve.png"}
     paths["json"].write_text(json.dumps(finite_or_null(report), indent=2) + "\n")
-    info = training_curve_info(report["history"], title=f"retraining {report['key']}")
+    trained_on = str(report.get("trained_on") or "").split(" (")[0]
+    info = training_curve_info(
+        report["history"], title=f"retraining {report['key']}", test_acc=report.get("test_acc"), trained_on=trained_on
+    )
     draw_training_curve_png(info, paths["png"])
     paths["md"].write_text(markdown_report(report))
     return paths
@@ -306,8 +395,11 @@ def markdown_report(report: dict[str, Any]) -> str:
     config = report["config"]
     checkpoint = Path(source["results_dir"]) / "retrain" / report["key"] / report["checkpoint"]
     origin = f"rank {source['rank']} of the Pareto front" if source.get("rank") is not None else "chosen by key"
-    if source.get("baseline"):
-        origin += f", baseline preset `{source['baseline']}`"
+    design = source.get("seed_design") or source.get("baseline")
+    if design:
+        origin += f"; the seed design `{design}` (a hand design the search started from, not one it found)"
+    elif source.get("rank") is not None:
+        origin += "; found by the search"
     lines = [
         f"# Retrained architecture `{report['key']}`",
         "",

@@ -464,3 +464,26 @@ def test_cli_table_shows_test_accuracy_notes_and_non_spiking_rows(tmp_path, caps
     assert "not dominated; the best search trial at equal or lower energy (c) is 15.00 points less accurate" in out
     assert "baselines not run: mlp_spe_micro" in out
     assert "2 trial(s) not shown: 1 failed" in out
+
+
+def test_an_80_column_terminal_keeps_keys_and_headers_whole(tmp_path, capsys, monkeypatch):
+    """Real 12-character keys, as a search writes them: the key column is never cut; less
+    important columns go first, and the output says which."""
+    monkeypatch.setenv("COLUMNS", "80")
+    table = trial_table()
+    long_keys = {k: f"{k * 6}{'0123456789ab'}"[:12] for k in table["key"]}
+    table["key"] = table["key"].map(long_keys)
+    table.to_parquet(tmp_path / "trials.parquet")
+    write_test_accuracies(tmp_path)
+    assert _run_cli([str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert all(len(line) <= 80 for line in lines if not line.startswith("wrote "))
+    for key in ("eeeeee012345", "aaaaaa012345", "bbbbbb012345"):
+        assert any(key in line for line in lines), key
+    assert "accuracy" in out and "…" not in out
+    assert "left out; all in pareto.csv" in out
+    monkeypatch.setenv("COLUMNS", "200")  # a wide terminal keeps every column
+    assert _run_cli([str(tmp_path)]) == 0
+    wide = capsys.readouterr().out
+    assert "energy uJ" in wide and "left out" not in wide

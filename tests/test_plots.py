@@ -94,6 +94,28 @@ def test_training_curve_info_in_percent():
     assert info.val_loss[0] == 1.5 and math.isnan(info.val_loss[1])
 
 
+def test_retrain_curve_draws_what_exists_and_marks_the_test_accuracy(tmp_path):
+    """A retraining on train+val has no held-out part: no validation series, its training
+    accuracy drawn, the axis label says so, the final test accuracy marked."""
+    history = [
+        {"epoch": 1, "val_acc": math.nan, "val_loss": math.nan, "train_acc": 0.66, "train_loss": 1.37},
+        {"epoch": 2, "val_acc": math.nan, "val_loss": math.nan, "train_acc": 0.93, "train_loss": 0.71},
+    ]
+    info = training_curve_info(history, title="t", test_acc=0.965, trained_on="train+val")
+    assert [(name, axis) for name, axis, _ in info.series] == [
+        ("training accuracy (on train+val)", "accuracy"),
+        ("training loss (on train+val)", "loss"),
+    ]
+    assert info.series[0][2] == (66.0, 93.0) and info.test_acc == pytest.approx(96.5)
+    assert info.accuracy_label == "training / test accuracy (%)"
+    assert "validation" not in info.accuracy_label
+    out = draw_training_curve_png(info, tmp_path / "curve.png")
+    assert out.stat().st_size > 0
+    # a search-style history keeps its validation series
+    searched = training_curve_info([{"epoch": 1, "val_acc": 0.5, "train_loss": 1.0, "val_loss": 1.1}])
+    assert [name for name, _, _ in searched.series] == ["validation accuracy", "training loss", "validation loss"]
+
+
 @pytest.mark.parametrize("zero_cost", [False, True])
 def test_draw_pareto_png_and_html(tmp_path, zero_cost):
     frame = table(zero_cost)
@@ -157,7 +179,8 @@ def test_non_spiking_baseline_is_drawn_at_the_left_edge_with_its_energy_verdict(
     assert "baseline snn_mlp_micro (95.00%, energy 30 uJ): compared on energy" in notes
     assert "baselines not run: mlp_spe_micro" in notes
     assert "2 trial(s) not shown: 1 invalid (not trained" in notes and "1 failed" in notes
-    assert "test accuracy (in the hover) of 1 front member(s): retrained on train+val" in notes
+    assert "test accuracy of 1 front member(s) in pareto.csv" in notes and "retrained on train+val" in notes
+    assert "the hover" not in notes  # the notes are printed under pareto.png too, which has no hover
 
 
 def test_draw_pareto_with_off_axis_points_and_notes(tmp_path):

@@ -14,10 +14,12 @@ HELP = "retrain a front architecture (--rank K or --key KEY) at full fidelity; w
 DESCRIPTION = """\
 Retrain one architecture of a search at full fidelity, measure its costs, and write a report.
 
-Which one: --rank K is the K-th row of the Pareto front as 'snn-nas pareto RESULTS_DIR' prints
-it: the front of accuracy vs --x (default sops) sorted by accuracy descending, baselines
-included, so rank 0 is the most accurate front member. --key KEY picks the trial with that
-architecture key (a unique prefix is enough). Default: --rank 0.
+Which one: by default the most accurate front member that the search found, i.e. not a seed
+design (a baseline preset, or the hand design a warm start began from); it says which one and
+why. --rank K is the K-th row of the Pareto front as 'snn-nas pareto RESULTS_DIR' prints it
+(accuracy vs --x, default sops, most accurate first, one row per architecture, seed designs
+included and named). --key KEY picks the trial with that architecture key (a unique prefix is
+enough). A seed design is retrained only when --rank or --key asks for it, and it says so.
 
 Fidelity: the trial's own training config from the search, raised to full fidelity: all the
 training data (train + val: the search chose the architecture on val, so val now trains it
@@ -74,7 +76,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("results_dir", metavar="RESULTS_DIR", help="directory written by 'snn-nas search'")
     which = parser.add_mutually_exclusive_group()
     which.add_argument(
-        "--rank", type=int, metavar="K", help="K-th front row by accuracy, 0 = most accurate (default 0)"
+        "--rank", type=int, metavar="K",
+        help="K-th front row by accuracy, 0 = most accurate (default: the best architecture the search found)",
     )
     which.add_argument("--key", metavar="KEY", help="architecture key (or a unique prefix) of a trial")
     parser.add_argument("--x", default="sops", choices=COST_COLUMNS, help="cost axis of the front --rank refers to")
@@ -100,9 +103,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print report.json instead of the summary")
 
 
+def _check_out_dir(root: Path) -> None:
+    """``RESULTS_DIR/retrain`` must be a folder that can be made or written, before training."""
+    out = root / "retrain"
+    for parent in (out, *out.parents):
+        if parent.exists():
+            if not parent.is_dir():
+                raise SnnNasError(f"{parent}: not a folder; the retraining writes into {out}/<key>/")
+            break
+
+
 def run(args: argparse.Namespace) -> int:
     from snn_nas.report import format_count
-    from snn_nas.retrain import retrain
+    from snn_nas.retrain import choose_trial, retrain
 
     if args.epochs < 1:
         raise SnnNasError(f"--epochs: {args.epochs} must be >= 1")
@@ -114,8 +127,12 @@ def run(args: argparse.Namespace) -> int:
     native = args.image_size == "native"  # the dataset's own size: image_size None in the config
     if args.image_size is not None and not native:
         overrides["image_size"] = args.image_size
+    selected = choose_trial(Path(args.results_dir), rank=args.rank, key=args.key, x=args.x)
+    print(f"retraining {selected['key']}: {selected['why']}", file=sys.stderr, flush=True)
+    _check_out_dir(Path(args.results_dir))
     result = retrain(
         Path(args.results_dir),
+        selected=selected,
         rank=args.rank,
         key=args.key,
         x=args.x,

@@ -26,7 +26,7 @@ def _subtitle(info: ParetoPlotInfo) -> str:
 
 def _right_side(info: ParetoPlotInfo):
     """``point -> bool``: whether a point lies in the right third of the cost range (label it on its left)."""
-    xs = [p.x for p in (*info.points, *info.stopped, *info.off_axis)]
+    xs = [p.x for p in (*info.points, *info.stopped, *info.off_axis, *info.excluded)]
     scale = np.log10 if info.log_x else (lambda v: v)
     low, high = (float(scale(min(xs))), float(scale(max(xs)))) if xs else (0.0, 0.0)
     return lambda p: high > low and (float(scale(p.x)) - low) / (high - low) > 2 / 3
@@ -47,6 +47,15 @@ def draw_pareto_png(info: ParetoPlotInfo, path: str | Path, *, dpi: int = 150) -
                 facecolors="none",
                 edgecolors="0.75",
                 label="stopped early (lower fidelity, not ranked)",
+            )
+        if info.excluded:
+            ax.scatter(
+                [p.x for p in info.excluded],
+                [p.y for p in info.excluded],
+                s=22,
+                marker="x",
+                c="0.55",
+                label="kept off the front (chance level, supernet estimate, ...)",
             )
         others = [p for p in trials if not p.on_front]
         if others:
@@ -79,7 +88,7 @@ def draw_pareto_png(info: ParetoPlotInfo, path: str | Path, *, dpi: int = 150) -
                 ax.annotate(
                     p.label, (p.x, p.y), textcoords="offset points", xytext=(9, -2), va="top", fontsize=7.5, color="C1"
                 )
-        placed = (*info.points, *info.stopped)
+        placed = (*info.points, *info.stopped, *info.excluded)
         if info.log_x:
             ax.set_xscale("log")
         elif any(p.x > 0 for p in placed):
@@ -137,6 +146,11 @@ def draw_pareto_html(info: ParetoPlotInfo, path: str | Path) -> Path:
         info.stopped,
         "stopped early (lower fidelity, not ranked)",
         {"color": "#cccccc", "size": 6, "symbol": "circle-open"},
+    )
+    markers(
+        info.excluded,
+        "kept off the front (chance level, supernet estimate, ...)",
+        {"color": "#8c8c8c", "size": 8, "symbol": "x"},
     )
     markers([p for p in info.trials if not p.on_front], "trials", {"color": "#999999", "size": 7})
     if info.front:

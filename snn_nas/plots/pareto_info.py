@@ -9,10 +9,12 @@ from typing import Any
 import numpy as np
 
 from snn_nas.report import (
+    EXCLUSIONS,
     NON_SPIKING_AXIS,
     TEST_ACC_SOURCES,
     FrontAnalysis,
     baseline_verdict,
+    chance_text,
     format_count,
     is_missing,
     not_shown_text,
@@ -71,6 +73,7 @@ class ParetoPlotInfo:
     edge_x: float = 0.0
     notes: tuple[str, ...] = ()
     page_title: str = ""
+    excluded: tuple[PlotPoint, ...] = ()  # ok trials kept off the front (chance level, supernet estimate, ...)
 
     @property
     def trials(self) -> tuple[PlotPoint, ...]:
@@ -155,6 +158,14 @@ def pareto_notes(analysis: FrontAnalysis) -> tuple[str, ...]:
             f"{len(analysis.stopped)} trial(s) stopped early by the scheduler are drawn as open circles "
             "(accuracy at a lower fidelity, never ranked)"
         )
+    for reason, n in analysis.excluded_counts.items():
+        rule = f" ({chance_text(analysis.num_classes)})" if reason == "chance" else ""
+        notes.append(f"{n} trial(s) kept off the front, drawn as grey crosses: {EXCLUSIONS[reason]}{rule}")
+    for m in analysis.merged:
+        notes.append(
+            f"one architecture, one point: baseline {m['baseline'] or m['trial_id']} is the same network as trial "
+            f"{m['placed_as']} ({m['key']}), drawn once"
+        )
     hidden = not_shown_text(analysis.not_shown)
     if hidden:
         notes.append(hidden)
@@ -162,7 +173,8 @@ def pareto_notes(analysis: FrontAnalysis) -> tuple[str, ...]:
     if len(tested):
         sources = sorted(set(tested["test_acc_source"]))
         notes.append(
-            f"test accuracy (in the hover) of {len(tested)} front member(s): "
+            f"test accuracy of {len(tested)} front member(s) in pareto.csv and 'snn-nas pareto' "
+            "(and in each point's details on pareto.html): "
             + "; ".join(TEST_ACC_SOURCES.get(s, s) for s in sources)
             + "; shown only, never used for ranking"
         )
@@ -175,18 +187,19 @@ def pareto_plot_info(analysis: FrontAnalysis, *, title: str = "") -> ParetoPlotI
     verdicts = {b.key: b for b in analysis.baselines}
 
     def point(row: dict[str, Any], *, at: float | None = None, prefix: str = "", on_front: bool = False) -> PlotPoint:
-        comparison = verdicts.get(str(row["key"])) if row["baseline"] else None
+        design = str(row.get("seed_design") or row["baseline"] or "")
+        comparison = verdicts.get(str(row["key"])) if design else None
         label = ""
         if comparison is not None:
             short = baseline_verdict(comparison, short=True)
-            label = f"{row['baseline']}, 0 SOPs\n{short}" if at is not None else f"{row['baseline']}: {short}"
-        elif row["baseline"]:
-            label = str(row["baseline"])
+            label = f"{design}, 0 SOPs\n{short}" if at is not None else f"{design}: {short}"
+        elif design:
+            label = design
         return PlotPoint(
             x=float(row[x]) if at is None else at,
             y=100.0 * float(row[y]),
             key=str(row["key"]),
-            baseline=str(row["baseline"]),
+            baseline=design,
             on_front=on_front,
             hover=prefix
             + _hover(
@@ -205,6 +218,10 @@ def pareto_plot_info(analysis: FrontAnalysis, *, title: str = "") -> ParetoPlotI
     log_x = bool(costs.size and (costs > 0).all())
     edge_x = float(costs.min()) / EDGE_FACTOR if log_x else 0.0
     off_axis = tuple(point(row, at=edge_x) for row in analysis.not_comparable.to_dict("records"))
+    excluded = tuple(
+        point(row, prefix=f"kept off the front: {EXCLUSIONS.get(row['exclusion'], row['exclusion'])}\n")
+        for row in analysis.excluded.to_dict("records")
+    )
     ref = analysis.reference_point
     label = AXIS_LABELS.get(x, x)
     title = title or f"Pareto front: {y} vs {x}"
@@ -224,5 +241,6 @@ def pareto_plot_info(analysis: FrontAnalysis, *, title: str = "") -> ParetoPlotI
         off_axis=off_axis,
         edge_x=edge_x,
         notes=pareto_notes(analysis),
+        excluded=excluded,
         page_title=f"{title} (snn-nas Pareto front)",
     )
