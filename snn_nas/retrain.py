@@ -155,7 +155,9 @@ def _baseline_of(trials: Any, key: str) -> str:
 def _seed_note(row: dict[str, Any]) -> dict[str, Any]:
     design = row.get("seed_design") or ""
     if design and not is_missing(design):
-        row["why"] += f"; note: this is the seed design {design}, a hand design the search started from, not one it found"
+        row["why"] += (
+            f"; note: this is the seed design {design}, a hand design the search started from, not one it found"
+        )
     return row
 
 

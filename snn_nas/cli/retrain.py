@@ -76,7 +76,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("results_dir", metavar="RESULTS_DIR", help="directory written by 'snn-nas search'")
     which = parser.add_mutually_exclusive_group()
     which.add_argument(
-        "--rank", type=int, metavar="K",
+        "--rank",
+        type=int,
+        metavar="K",
         help="K-th front row by accuracy, 0 = most accurate (default: the best architecture the search found)",
     )
     which.add_argument("--key", metavar="KEY", help="architecture key (or a unique prefix) of a trial")
