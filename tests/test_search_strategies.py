@@ -73,23 +73,60 @@ def write_seeded(folder: Path, name: str, **overrides) -> Path:
     return path
 
 
+def run_in_a_terminal(argv: list[str], timeout: float = 600) -> tuple[int, str]:
+    """Run ``argv`` with stdout and stderr on a real pseudo-terminal (what a user at a terminal
+    sees: ``isatty()`` is true, rich draws its live panel); returns (exit code, output)."""
+    import pty
+    import threading
+
+    master, slave = pty.openpty()
+    env = {**os.environ, "COLUMNS": "160", "LINES": "50", "TERM": "xterm"}
+    process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=slave, stderr=slave, cwd=REPO, env=env)
+    os.close(slave)
+    chunks: list[bytes] = []
+
+    def drain() -> None:
+        while True:
+            try:
+                data = os.read(master, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                return
+            if not data:
+                return
+            chunks.append(data)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    try:
+        code = process.wait(timeout=timeout)
+    finally:
+        reader.join(timeout=30)
+        os.close(master)
+    return code, b"".join(chunks).decode("utf-8", "replace")
+
+
 @pytest.fixture(scope="module")
 def searched(tmp_path_factory):
-    """(results folder, experiment path) of one finished search."""
-    from snn_nas.cli.main import main
-
+    """(results folder, experiment path, terminal output) of one finished search, run in a real
+    terminal as a user would."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     folder = tmp_path_factory.mktemp("strategies")
     path = write_seeded(folder, "seeded")
     results = folder / "results"
-    assert main(["search", str(path), "--results-dir", str(results), "--num-cpus", "2", "--no-progress"]) == 0
-    return results / "seeded", path
+    argv = [sys.executable, "-m", "snn_nas.cli.main", "search", str(path), "--results-dir", str(results),
+            "--num-cpus", "2"]  # fmt: skip
+    code, output = run_in_a_terminal(argv)
+    assert code == 0, output[-3000:]
+    return results / "seeded", path, output
 
 
 def _sampler_trials(directory: Path):
     import optuna
 
-    study = optuna.load_study(study_name="seeded", storage=f"sqlite:///{directory / 'sampler.db'}")
+    from snn_nas.search.searcher import SAMPLER_STUDY_SUFFIX
+
+    storage = f"sqlite:///{directory / 'samplers.sqlite3'}"
+    study = optuna.load_study(study_name="seeded" + SAMPLER_STUDY_SUFFIX, storage=storage)
     return sorted(study.trials, key=lambda t: t.number)
 
 
@@ -100,7 +137,7 @@ def test_warm_start_and_prescreen_candidates_are_the_first_trials(searched):
     from snn_nas.search.trial import TrialSpec
     from snn_nas.space import load_space
 
-    directory, path = searched
+    directory, path, _ = searched
     table = load_results(directory)
     seed_key = get_preset("mlp_spe_micro").key()
     # the baseline ran first, at the search's fidelity ...
@@ -115,12 +152,45 @@ def test_warm_start_and_prescreen_candidates_are_the_first_trials(searched):
     assert [t.user_attrs.get("enqueued_by") for t in first] == ["warm_start", "prescreen", "prescreen"]
     assert [t.user_attrs.get("key") for t in first] == expected
     search = table[table["baseline"] == ""]
-    assert set(expected) <= set(search["key"])  # trained as normal trials of the search
+    assert set(expected) <= set(search["key"])  # normal trials of the search, within its budget of 6
     assert len(search) == 6 and search["trial_id"].is_unique
+    # the warm-start trial is the baseline's architecture at the same fidelity: its result is reused,
+    # not trained twice, and says so
+    warm = search[search["key"] == seed_key].iloc[0]
+    assert warm["reused_from"] == baseline.iloc[0]["trial_id"] and warm["status"] == "ok"
+    for column in ("val_acc", "sops", "energy_uj", "params", "epochs", "curve"):
+        assert warm[column] == baseline.iloc[0][column]
+    assert search[search["key"] != seed_key]["reused_from"].isna().all()
+    # one trial-id format for baselines and sampled trials
+    assert all(len(t) == 8 and set(t) <= set("0123456789abcdef") for t in table["trial_id"])
+
+
+def test_a_terminal_shows_every_trial_its_reason_and_the_same_front_as_pareto(searched):
+    """Under a real terminal, as piped: a line per finished trial with the reason of every trial
+    that did not train; the live front follows the rule of 'snn-nas pareto'."""
+    import re
+
+    from snn_nas.report import front_for_dir
+
+    directory, _, output = searched
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", output).replace("\r", "")
+    table = load_results(directory)
+    for row in table.to_dict("records"):
+        assert f"] {row['trial_id']} {row['status']}" in text, row["trial_id"]
+        if row["error"]:
+            assert row["error"][:60] in text.replace("\n", ""), row["error"]
+    assert "result of baseline trial" in text and "reused, not trained again" in text
+    assert "current front" in text
+    # the summary counts trials as pareto does, and lists pareto's front
+    analysis = front_for_dir(directory)
+    assert "seeded: 6 search trials (" in text and "+ 1 baseline (1 ok)" in text
+    assert f"front of {len(analysis.front)}:" in text
+    for key in analysis.front["key"].head(5):
+        assert f"  {key}  val_acc" in text
 
 
 def test_every_row_has_its_curve_and_the_scheduler_stopped_at_rungs(searched):
-    directory, _ = searched
+    directory, _, _ = searched
     table = load_results(directory)
     for row in table.to_dict("records"):
         curve = parse_curve(row["curve"])
@@ -139,21 +209,40 @@ def test_every_row_has_its_curve_and_the_scheduler_stopped_at_rungs(searched):
 def test_the_users_study_holds_real_results_only(searched):
     import optuna
 
-    directory, _ = searched
+    directory, _, _ = searched
     table = load_results(directory)
+    from snn_nas.report import front_exclusion
+
     study = optuna.load_study(study_name="seeded", storage=f"sqlite:///{directory / 'optuna.db'}")
     assert study.metric_names == ["val_acc", "sops"]
     by_id = {t.user_attrs["trial_id"]: t for t in study.trials}
-    assert set(by_id) == set(table["trial_id"])  # one trial per row, no duplicate draws
-    for row in table.to_dict("records"):
+    reused = table[table["reused_from"].notna()]
+    assert len(reused) == 1  # the warm-start trial is its baseline's trial: one architecture, one trial
+    assert set(by_id) == set(table["trial_id"]) - set(reused["trial_id"])
+    assert "warm-start trial" in by_id[reused.iloc[0]["reused_from"]].user_attrs["note"]
+    for row in table[table["reused_from"].isna()].to_dict("records"):
         trial = by_id[row["trial_id"]]
         assert trial.user_attrs["status"] == row["status"]
-        if row["status"] == "ok":
+        if row["status"] == "ok" and front_exclusion(row) is None:
             assert trial.state == optuna.trial.TrialState.COMPLETE
             assert trial.values == [row["val_acc"], row["sops"]]  # the table's values, nothing else
             assert trial.user_attrs["key"] == row["key"] and trial.user_attrs["summary"] == row["summary"]
+        elif row["status"] == "ok":  # chance level: trained, but never among the dashboard's best trials
+            assert trial.state == optuna.trial.TrialState.PRUNED and "chance" in trial.user_attrs["not_on_front"]
         else:
             assert trial.values is None and trial.state != optuna.trial.TrialState.COMPLETE
+        # real durations: the trial's own start and finish, as the driver saw them
+        assert trial.datetime_start.timestamp() == pytest.approx(row["started_at"], abs=1e-3)
+        assert trial.datetime_complete.timestamp() == pytest.approx(row["finished_at"], abs=2.0)
+        assert trial.datetime_complete > trial.datetime_start
+    # numbered in the order the trials started: the baseline (whose result is the warm-start trial's) first
+    ordered = sorted(study.trials, key=lambda t: t.number)
+    assert [t.datetime_start for t in ordered] == sorted(t.datetime_start for t in ordered)
+    assert ordered[0].user_attrs.get("baseline") == "mlp_spe_micro"
+    # the samplers' study cannot be opened by mistake: not *.db, a name that says what it is, metric names
+    assert sorted(p.name for p in directory.glob("*.db")) == ["optuna.db"]
+    sampler = optuna.load_study(study_name=None, storage=f"sqlite:///{directory / 'samplers.sqlite3'}")
+    assert "not results" in sampler.study_name and sampler.metric_names == ["val_acc", "sops"]
     assert "invalid" in set(table["status"])  # a ruled-out draw: FAIL here, a placeholder only for the samplers
     sampler = _sampler_trials(directory)
     placeholders = [t for t in sampler if t.user_attrs.get("status") == "invalid"]
@@ -174,7 +263,7 @@ def _get(url: str) -> dict:
 
 
 def test_optuna_dashboard_shows_names_trials_and_real_values(searched):
-    directory, _ = searched
+    directory, _, _ = searched
     table = load_results(directory)
     port = _free_port()
     program = str(Path(sys.executable).parent / "optuna-dashboard")  # the dev dependency's command
@@ -198,9 +287,11 @@ def test_optuna_dashboard_shows_names_trials_and_real_values(searched):
     finally:
         dashboard.terminate()
         dashboard.wait(timeout=30)
+    from snn_nas.report import front_exclusion
+
     assert summary["study_name"] == "seeded" and summary["directions"] == ["maximize", "minimize"]
     assert detail["objective_names"] == ["val_acc", "sops"]
-    assert len(detail["trials"]) == len(table)
+    assert len(detail["trials"]) == len(table) - table["reused_from"].notna().sum()
     rows = {row["trial_id"]: row for row in table.to_dict("records")}
     for trial in detail["trials"]:
         attrs = {a["key"]: a["value"] for a in trial["user_attrs"]}
@@ -208,7 +299,11 @@ def test_optuna_dashboard_shows_names_trials_and_real_values(searched):
         if trial["state"] == "Complete":
             assert row["status"] == "ok" and trial["values"] == [row["val_acc"], row["sops"]]
         else:
-            assert row["status"] != "ok" and not trial.get("values")
+            assert (row["status"] != "ok" or front_exclusion(row) is not None) and not trial.get("values")
+    # the dashboard's best trials hold no chance-level model
+    for best in detail["best_trials"]:
+        attrs = {a["key"]: a["value"] for a in best["user_attrs"]}
+        assert front_exclusion(rows[attrs["trial_id"]]) is None
 
 
 # ---------------------------------------------------------------------- the audit of that search
@@ -221,7 +316,7 @@ def test_audit_resumes_after_a_kill_and_reports_scipys_tau(searched):
     import pandas as pd
     from scipy import stats
 
-    directory, _ = searched
+    directory, _, _ = searched
     journal = directory / "audit" / "audit.jsonl"
     process = subprocess.Popen(
         [*_audit_command(directory), "--no-progress"],
@@ -262,7 +357,7 @@ def test_audit_resumes_after_a_kill_and_reports_scipys_tau(searched):
 
 
 def test_audit_bad_input_is_one_line(searched, tmp_path):
-    directory, _ = searched
+    directory, _, _ = searched
 
     def audit(*argv: str) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-m", "snn_nas.cli.main", "audit", *argv], capture_output=True,

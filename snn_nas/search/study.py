@@ -130,28 +130,26 @@ class UserStudy:
             self.study.add_trial(trial)
         self._refresh()
 
-    def add(self, row: Mapping[str, Any], sample: Mapping[str, Any] | None) -> None:
+    def add(self, row: Mapping[str, Any], sample: Mapping[str, Any] | None, *, note: str = "") -> None:
         """Mirror ``row`` (a normalised result-table row); ``sample`` is its ``{label: value}``
         (None: recovered from the row's genotype when the space holds it). Finishes the trial
         ``start`` created, or adds a finished one dated from the row's ``started_at`` and
         ``finished_at``. A search row that reused a baseline's result (``reused_from``) is that
-        baseline's trial: it is marked there, not added twice."""
+        baseline's trial: not added twice (the baseline's trial carries a ``note`` saying so, given
+        when it was added)."""
         trial_id = str(row.get("trial_id"))
         if trial_id in self._recorded and trial_id not in self._running:
             return
         if self._incomparable(row):
             return
         reused = str(row.get("reused_from") or "")
-        if reused and reused in self._by_trial:
-            storage = self.study._storage
-            storage.set_trial_user_attr(self._by_trial[reused], "warm_start_trial", trial_id)
-            storage.set_trial_user_attr(
-                self._by_trial[reused], "note", f"also the warm-start trial {trial_id} (its result reused)"
-            )
+        if reused and reused in self._by_trial:  # the baseline's trial says so (``note``)
             self._recorded.add(trial_id)
             return
         params, distributions = self._params(row, sample)
         state, values, attrs, system, intermediate = self._content(row)
+        if note:
+            attrs["note"] = note
         if trial_id in self._running:
             self._finish(self._running[trial_id], params, distributions, state, values, attrs, system, intermediate)
             self._refresh()

@@ -161,6 +161,7 @@ class _RecordTrials(tune.Callback):
         self._study: UserStudy | None = None
         self._started: dict[str, float] = {}  # trial id -> Unix time Ray started it
         self.reuse: dict[str, dict[str, Any]] = {}  # key -> baseline row a search trial reuses
+        self.warm_keys: set[str] = set()  # keys of the warm-start designs (a baseline of one is reused)
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_store": None, "_progress": None, "_study": None}
@@ -225,8 +226,11 @@ class _RecordTrials(tune.Callback):
             started = self._started.get(trial.trial_id)
             row = self._store.record({**row, "finished_at": time.time(), "started_at": started})
         if self._study is not None and row is not None:
+            note = ""
+            if baseline and str(row.get("key")) in self.warm_keys and reusable_baselines([row], self.spec):
+                note = "also the search's warm-start trial: its result is reused there, not trained twice"
             try:
-                self._study.add(row, None if baseline else sample)
+                self._study.add(row, None if baseline else sample, note=note)
             except Exception as exc:  # the table holds the row; the study is re-synced on resume
                 logger.warning("could not add trial %s to the Optuna study: %s", trial.trial_id, exc)
         if self._progress is not None and row is not None:
@@ -287,6 +291,7 @@ def _run_baselines(experiment: Experiment, directory: Path, space: Any, spec: Tr
         return True
     title = f"{experiment.name} baselines"
     callback = _RecordTrials(directory, space, spec, title, len(experiment.baselines), experiment, show, baselines=True)
+    callback.warm_keys = _warm_start_keys(experiment, space)
     tuner = tune.Tuner(
         _trainable(space, spec, {}),
         tune_config=tune.TuneConfig(
@@ -299,6 +304,21 @@ def _run_baselines(experiment: Experiment, directory: Path, space: Any, spec: Tr
     )
     grid = tuner.fit()
     return grid.num_terminated + grid.num_errors >= len(todo)
+
+
+def _warm_start_keys(experiment: Experiment, space: Any) -> set[str]:
+    """Keys of the warm-start presets that the space holds (``prescreen.warm_start_samples``, mutants aside)."""
+    from snn_nas.presets import get_preset
+
+    if experiment.warm_start == "none":
+        return set()
+    names = experiment.baselines if experiment.warm_start == "baselines" else experiment.warm_start
+    keys = set()
+    for name in names:
+        genotype = get_preset(name)
+        if genotype.family == space.family and space.contains(genotype):
+            keys.add(space.decode(space.encode(genotype)).key())
+    return keys
 
 
 def _scheduler(experiment: Experiment, finished: list[dict[str, Any]]) -> TrialScheduler | None:
