@@ -171,13 +171,17 @@ def group_lif(
     x: ``[N, C, H, W]`` (any leading dims ``[..., H, W]`` work: the axis is ``-2`` for ``"h"``,
     ``-1`` for ``"w"``). ``group``: ``s >= 2`` positions per group or ``0`` for the whole axis.
     ``tau``, ``v_th``: floats or tensors with one element (gradients flow to tensors).
-    Returns a tensor of the shape and dtype of ``x``; for ``output="spike"`` the grouped
+    Returns a tensor of the shape and dtype of ``x`` (a float16 / bfloat16 ``x`` is integrated in
+    float32 and the result cast back); for ``output="spike"`` the grouped
     positions hold 0./1. (trailing pass-through positions keep their input values). An axis
     shorter than ``group`` is passed through whole: the result equals ``x``.
     """
     _check(axis, group, scan, output)
     if x.dim() < 2:
         raise GroupLIFError(f"x: expected a tensor [..., H, W] with at least 2 dims, got shape {list(x.shape)}")
+    dtype = x.dtype
+    if dtype in (torch.float16, torch.bfloat16):  # mixed precision: the membrane stays in float32
+        x = x.float()
     tau_t = torch.as_tensor(tau, device=x.device).to(x.dtype)
     v_th_t = torch.as_tensor(v_th, device=x.device).to(x.dtype)
     if tau_t.numel() != 1 or v_th_t.numel() != 1:
@@ -187,8 +191,8 @@ def group_lif(
     if scan == "both":
         fwd = _GroupLIFScan.apply(x, tau_t, v_th_t, dim, group, False, spike)
         bwd = _GroupLIFScan.apply(x, tau_t, v_th_t, dim, group, True, spike)
-        return (fwd + bwd) * 0.5
-    return _GroupLIFScan.apply(x, tau_t, v_th_t, dim, group, scan == "backward", spike)
+        return ((fwd + bwd) * 0.5).to(dtype)
+    return _GroupLIFScan.apply(x, tau_t, v_th_t, dim, group, scan == "backward", spike).to(dtype)
 
 
 class GroupLIF(nn.Module):

@@ -23,6 +23,12 @@ Backends (same maths; ``tests/test_neurons.py`` checks that they agree):
 * ``"auto"`` (default): ``"torch"`` on CPU (faster there: ``experiments/benchmarks/lif.py``
   measures it), spikingjelly's native kernels on CUDA; ``"torch"`` wherever tau = 1 (which
   spikingjelly's ``LIFNode`` rejects).
+
+Mixed precision (``torch.autocast`` with bfloat16 or float16): the synaptic layers run in half
+precision, the neuron does not. Both backends integrate a half-precision current in float32
+(``H`` and ``V`` are float32 tensors) and return the spikes, exactly 0 or 1, in the current's
+dtype; so a spike differs from the float32 model's only where rounding the current to half
+precision moved it across ``v_threshold`` (``tests/test_neurons.py`` bounds that share).
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ from snn_nas.registry import Registry
 SURROGATES: Registry[type] = Registry("surrogate function")
 BACKENDS = ("auto", "torch", "spikingjelly")
 RESETS = ("hard", "soft")
+HALF_DTYPES = (torch.float16, torch.bfloat16)
 
 
 class NeuronError(SnnNasError, ValueError):
@@ -113,13 +120,14 @@ class LIF(nn.Module):
         return self.backend == "auto" and device.type != "cuda"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x: ``[T, ...]`` input currents. Returns ``[T, ...]`` binary spikes (same dtype)."""
+        """x: ``[T, ...]`` input currents. Returns ``[T, ...]`` binary spikes (same dtype; the
+        membrane of a float16 / bfloat16 input is float32)."""
         if self.uses_own_kernel(x.device):
             return lif_multistep(
                 x, self.tau, self.v_threshold, self.reset == "hard", self.detach_reset, self.surrogate, self.alpha
             )
         self.node.reset()
-        out = self.node(x)
+        out = self.node(x.float() if x.dtype in HALF_DTYPES else x).to(x.dtype)  # membrane in float32
         self.node.reset()
         return out
 

@@ -262,15 +262,20 @@ class RandomCropFlip:
         self.flip = flip
 
     def __call__(self, image: torch.Tensor) -> torch.Tensor:
+        top = left = 0
+        if self.padding:
+            top, left = torch.randint(0, 2 * self.padding + 1, (2,)).tolist()
+        flip = bool(self.flip and torch.rand(()) < 0.5)
+        return self.apply(image, top, left, flip)
+
+    def apply(self, image: torch.Tensor, top: int, left: int, flip: bool) -> torch.Tensor:
+        """The crop at (``top``, ``left``) of the padded ``[C, H, W]`` image, mirrored if ``flip``
+        (the draws made; ``snn_nas.data.resident.crop_flip`` is the same in batch)."""
         h, w = image.shape[-2:]
         if self.padding:
             p = self.padding
-            image = F.pad(image, (p, p, p, p))
-            top, left = torch.randint(0, 2 * p + 1, (2,)).tolist()
-            image = image[:, top : top + h, left : left + w]
-        if self.flip and torch.rand(()) < 0.5:
-            image = image.flip(-1)
-        return image
+            image = F.pad(image, (p, p, p, p))[:, top : top + h, left : left + w]
+        return image.flip(-1) if flip else image
 
     def __repr__(self) -> str:
         return f"RandomCropFlip(padding={self.padding}, flip={self.flip})"

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import Dataset, Subset
 
 from snn_nas.checkpoint import (
     BEST,
@@ -30,9 +30,11 @@ from snn_nas.checkpoint import (
     save_checkpoint,
 )
 from snn_nas.data import DataSplits, load_dataset
+from snn_nas.data.resident import make_augment_generator, make_batches
 from snn_nas.genotype import Genotype
+from snn_nas.training.compiled import compiled
 from snn_nas.training.config import ConfigError, TrainConfig
-from snn_nas.training.loops import Diverged, EpochStats, evaluate, train_one_epoch
+from snn_nas.training.loops import Diverged, EpochStats, amp_dtype, evaluate, train_one_epoch
 from snn_nas.training.progress import EpochProgress
 from snn_nas.training.schedule import warmup_cosine
 
@@ -224,6 +226,9 @@ def train_model(
     progress: bool = True,
     data: DataSplits | None = None,
     evaluate_test: bool = False,
+    resident: bool | None = None,
+    memory_share: float = 1.0,
+    compile_model: bool | None = None,
 ) -> TrainResult:
     """Train ``genotype`` (or an already built model ``[B, C, H, W] -> [B, K]``) under ``config``.
 
@@ -242,6 +247,13 @@ def train_model(
     is held out, per-epoch ``val_acc`` is NaN and no ``best.pt`` is chosen). ``evaluate_test``:
     evaluate the final model once on ``data.test`` (``TrainResult.test_acc``); no epoch or
     checkpoint is ever chosen by it.
+
+    Speed: batches come from ``snn_nas.data.resident.make_batches``: held on ``device`` and
+    drawn by index when the data fits (``resident`` None: decided by size against
+    ``memory_share``, the trial's share of the device; False: always a ``DataLoader``).
+    ``config.amp`` autocasts as ``snn_nas.training.loops.amp_dtype`` says (CUDA: bfloat16 or
+    float16). ``compile_model``: run the model through ``torch.compile`` (None: only when
+    ``SNN_NAS_COMPILE=1``; see ``snn_nas.training.compiled``).
     """
     if not isinstance(config, TrainConfig):
         raise ConfigError(f"train_model: config must be a TrainConfig, got {type(config).__name__}")
@@ -253,7 +265,8 @@ def train_model(
             f"image_size: the config asks for {config.image_size} but the given data is {data.image_size}"
         )
     out = Path(out_dir) if out_dir is not None else None
-    use_amp = config.amp and dev.type == "cuda"
+    amp = amp_dtype(dev, config.amp)  # None: float32
+    use_scaler = amp == torch.float16
 
     with _seeded_scope(config.seed, dev), _cudnn_benchmark(dev):
         model, geno = _make_model(genotype, data)
@@ -265,19 +278,24 @@ def train_model(
         holdout = config.train_on == "train"
         train_set = _training_subset(data.training_set(include_val=not holdout), config.subset, config.seed)
         loader_gen = torch.Generator().manual_seed(config.seed)
-        workers = dict(num_workers=config.num_workers, persistent_workers=config.num_workers > 0)
-        train_loader = DataLoader(
+        aug_gen = make_augment_generator(dev, config.seed)
+        where = dict(device=dev, num_workers=config.num_workers, resident=resident, share=memory_share)
+        train_loader = make_batches(
             train_set,
             batch_size=config.batch_size,
             shuffle=True,
             drop_last=len(train_set) > config.batch_size,  # type: ignore[arg-type]
             generator=loader_gen,
-            pin_memory=dev.type == "cuda",
-            **workers,
+            augment_generator=aug_gen,
+            name=f"{data.name} training data",
+            **where,
         )
-        val_loader = DataLoader(
-            data.val, batch_size=config.eval_batch_size, shuffle=False, pin_memory=dev.type == "cuda", **workers
+        val_loader = (
+            make_batches(data.val, batch_size=config.eval_batch_size, name=f"{data.name} val", **where)
+            if holdout
+            else None
         )
+        step_model = compiled(model, compile_model)
         steps_per_epoch = len(train_loader)
         if config.max_batches_per_epoch is not None:
             steps_per_epoch = min(steps_per_epoch, config.max_batches_per_epoch)
@@ -286,7 +304,7 @@ def train_model(
         scheduler = warmup_cosine(
             optimizer, config.epochs * steps_per_epoch, round(config.warmup_epochs * steps_per_epoch)
         )
-        scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+        scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
 
         start_epoch, history, best_acc = 0, [], -1.0
         last_path = out / LAST if out is not None else None
@@ -297,13 +315,15 @@ def train_model(
             try:
                 optimizer.load_state_dict(state["optimizer"])
                 scheduler.load_state_dict(state["scheduler"])
-                if use_amp and state.get("scaler"):
+                if use_scaler and state.get("scaler"):
                     scaler.load_state_dict(state["scaler"])
                 start_epoch, history = int(state["epoch"]), list(state["history"])
                 best_acc = float(state["best_val_acc"])
                 rng = state["rng"]
                 torch.set_rng_state(rng["torch"])
                 loader_gen.set_state(rng["loader"])
+                if rng.get("augment") is not None:
+                    aug_gen.set_state(rng["augment"])
                 if dev.type == "cuda" and rng.get("cuda") is not None:
                     torch.cuda.set_rng_state(rng["cuda"], dev)
             except (KeyError, TypeError, ValueError, RuntimeError) as exc:
@@ -318,7 +338,7 @@ def train_model(
                 "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
-                "scaler": scaler.state_dict() if use_amp else None,
+                "scaler": scaler.state_dict() if use_scaler else None,
                 "best_val_acc": best_acc,
                 "history": history,
                 "config": config.to_dict(),
@@ -333,6 +353,7 @@ def train_model(
                     "torch": torch.get_rng_state(),
                     "cuda": torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None,
                     "loader": loader_gen.get_state(),
+                    "augment": aug_gen.get_state(),
                 },
             }
 
@@ -347,20 +368,20 @@ def train_model(
                 bar.start_epoch(epoch)
                 try:
                     train_stats = train_one_epoch(
-                        model,
+                        step_model,
                         train_loader,
                         optimizer,
                         scheduler,
                         scaler,
                         device=dev,
-                        amp=use_amp,
+                        amp=amp,
                         label_smoothing=config.label_smoothing,
                         grad_clip=config.grad_clip,
                         max_batches=config.max_batches_per_epoch,
                         check_every=check_every,
                         on_step=bar.step,
                     )
-                    val_stats = evaluate(model, val_loader, device=dev, amp=use_amp) if holdout else _NOT_HELD_OUT
+                    val_stats = evaluate(step_model, val_loader, device=dev, amp=amp) if val_loader else _NOT_HELD_OUT
                     if holdout and not math.isfinite(val_stats.loss):
                         raise Diverged(f"validation loss became {val_stats.loss}")
                     if not holdout and not math.isfinite(train_stats.loss):
@@ -406,10 +427,11 @@ def train_model(
     last = history[-1] if history else {}
     test_acc = test_loss = None
     if evaluate_test and status == "ok" and history:
-        test_loader = DataLoader(
-            data.test, batch_size=config.eval_batch_size, shuffle=False, pin_memory=dev.type == "cuda"
-        )
-        test_stats = evaluate(model, test_loader, device=dev, amp=use_amp)
+        test_loader = make_batches(
+            data.test, batch_size=config.eval_batch_size, device=dev, resident=resident, share=memory_share,
+            name=f"{data.name} test",
+        )  # fmt: skip
+        test_stats = evaluate(step_model, test_loader, device=dev, amp=amp)
         test_acc, test_loss = test_stats.acc, test_stats.loss
     return TrainResult(
         status=status,

@@ -7,14 +7,14 @@ Images ``[B, C, H, W]`` go to the model (direct encoding: the model repeats them
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterable
 from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader
 
 
 class Diverged(Exception):
@@ -29,22 +29,47 @@ class EpochStats:
     steps: int
 
 
-def autocast(device: torch.device, enabled: bool):
-    """``torch.autocast`` (float16) on CUDA when ``enabled``; a no-op context otherwise."""
-    if enabled and device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.float16)
-    return nullcontext()
+CPU_AMP_ENV = "SNN_NAS_CPU_AMP"
+"""``SNN_NAS_CPU_AMP=bf16`` lets ``amp`` runs on the CPU autocast to bfloat16 (off by default;
+``experiments/benchmarks/throughput.py`` measures what it gains)."""
+
+
+def amp_dtype(device: torch.device, amp: bool | torch.dtype | None) -> torch.dtype | None:
+    """The autocast dtype of a run on ``device`` with ``TrainConfig.amp`` = ``amp`` (a dtype is
+    taken as given; None / False: float32 throughout).
+
+    CUDA: bfloat16 where the GPU supports it (no loss scaling needed), else float16 (with a
+    ``GradScaler``). CPU: bfloat16 only when ``SNN_NAS_CPU_AMP=bf16``; else float32. Spiking
+    neurons keep their membrane in float32 either way (``snn_nas.neurons``).
+    """
+    if isinstance(amp, torch.dtype):
+        return amp
+    if not amp:
+        return None
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.type == "cpu" and os.environ.get(CPU_AMP_ENV, "").strip().lower() in ("bf16", "bfloat16"):
+        return torch.bfloat16
+    return None
+
+
+def autocast(device: torch.device, amp: bool | torch.dtype | None):
+    """``torch.autocast`` to ``amp_dtype(device, amp)``; a no-op context when that is None."""
+    dtype = amp_dtype(device, amp)
+    if dtype is None:
+        return nullcontext()
+    return torch.autocast(device.type, dtype=dtype)
 
 
 def train_one_epoch(
     model: nn.Module,
-    loader: DataLoader,
+    loader: Iterable,
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     scaler: torch.amp.GradScaler,
     *,
     device: torch.device,
-    amp: bool,
+    amp: bool | torch.dtype | None,
     label_smoothing: float,
     grad_clip: float | None,
     max_batches: int | None,
@@ -52,6 +77,9 @@ def train_one_epoch(
     on_step: Callable[[int, float], None] | None = None,
 ) -> EpochStats:
     """Train over ``loader`` (at most ``max_batches`` batches), stepping ``scheduler`` per batch.
+
+    ``loader`` yields ``(images [B, C, H, W], labels [B])`` (a ``DataLoader`` or the resident
+    batches of ``snn_nas.data.resident``, already on ``device``); ``amp`` as ``amp_dtype``.
 
     The loss is checked every ``check_every`` steps (and at the end); a NaN or infinite loss
     raises ``Diverged``. ``on_step(step, running_loss)`` is called after those checks.
@@ -97,7 +125,7 @@ def train_one_epoch(
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loader: DataLoader, *, device: torch.device, amp: bool) -> EpochStats:
+def evaluate(model: nn.Module, loader: Iterable, *, device: torch.device, amp: bool | torch.dtype | None) -> EpochStats:
     """Mean cross-entropy (no smoothing) and top-1 accuracy (a fraction) over ``loader``."""
     model.eval()
     loss_sum = torch.zeros((), device=device, dtype=torch.float64)
