@@ -125,6 +125,10 @@ def run(args: argparse.Namespace) -> int:
         raise SnnNasError(f"--rank: {args.rank} must be >= 0 (0 = most accurate front member)")
     if args.calibration_images is not None and args.calibration_images < 1:
         raise SnnNasError(f"--calibration-images: {args.calibration_images} must be >= 1")
+    if args.device is not None:
+        from snn_nas.training import resolve_device
+
+        resolve_device(args.device)  # '--device cuda' without CUDA fails before anything is read
     overrides = {field: getattr(args, flag) for flag, field in _OVERRIDES.items()}
     native = args.image_size == "native"  # the dataset's own size: image_size None in the config
     if args.image_size is not None and not native:

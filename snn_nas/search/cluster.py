@@ -43,8 +43,14 @@ def environment(**values: str) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def ray_session(address: str | None, num_cpus: int | None, verbose: bool) -> Iterator[None]:
+def ray_session(
+    address: str | None, num_cpus: int | None, verbose: bool, num_gpus: int | None = None
+) -> Iterator[None]:
     """Connect to the cluster at ``address``, or start a local Ray instance; shut down what we started.
+
+    A local instance has ``num_cpus`` CPUs (default: all) and ``num_gpus`` GPUs (default: Ray's
+    count of this machine's GPUs; a number declares logical GPUs, e.g. 4 on a machine without
+    CUDA to see how fractional ``resources.gpus`` are assigned).
 
     Ray's usage statistics stay off unless ``RAY_USAGE_STATS_ENABLED`` says otherwise. Connecting
     to a cluster fails within ``CONNECT_ATTEMPTS`` seconds (Ray alone retries for 20 s), with a
@@ -65,6 +71,8 @@ def ray_session(address: str | None, num_cpus: int | None, verbose: bool) -> Ite
     else:
         cpus = num_cpus or os.cpu_count() or 1
         kwargs.update(address="local", num_cpus=cpus, object_store_memory=LOCAL_OBJECT_STORE_BYTES)
+        if num_gpus is not None:
+            kwargs["num_gpus"] = num_gpus
     with environment(RAY_USAGE_STATS_ENABLED=os.environ.get("RAY_USAGE_STATS_ENABLED", "0")):
         native: list[str] = []
         try:
@@ -149,16 +157,53 @@ def connection_advice(address: str, exc: BaseException, native_log: str = "") ->
     )
 
 
-def check_resources(experiment: Experiment) -> None:
-    """``SearchError`` when one trial asks for more CPUs or GPUs than the whole cluster has."""
+def check_resources(experiment: Experiment, gpus: float | None = None) -> None:
+    """``SearchError`` when one trial asks for more CPUs or GPUs (``gpus``, default the
+    experiment's ``resources.gpus``) than the whole cluster has."""
     resources = ray.cluster_resources()
-    cpus, gpus = float(resources.get("CPU", 0)), float(resources.get("GPU", 0))
+    cpus, have_gpus = float(resources.get("CPU", 0)), float(resources.get("GPU", 0))
+    gpus = experiment.resources.gpus if gpus is None else gpus
     if experiment.resources.cpus > cpus:
         raise SearchError(
             f"resources.cpus: a trial asks for {experiment.resources.cpus:g} CPUs; the Ray cluster has {cpus:g}"
         )
-    if experiment.resources.gpus > gpus:
+    if gpus > have_gpus:
         raise SearchError(
-            f"resources.gpus: a trial asks for {experiment.resources.gpus:g} GPUs; the Ray cluster has {gpus:g} "
+            f"resources.gpus: a trial asks for {gpus:g} GPUs; the Ray cluster has {have_gpus:g} "
             "(set resources.gpus to 0 to search on CPUs)"
         )
+
+
+def check_gpu_share(gpus: float) -> str | None:
+    """Before Ray starts: a warning when ``resources.gpus`` gives no whole number of trials per
+    GPU (e.g. 0.3: three trials share a GPU and a tenth of it stays unused), else None.
+    ``SearchError`` for a share above 1 that is not a whole number of GPUs (Ray refuses it)."""
+    if gpus <= 0 or gpus == int(gpus):
+        return None
+    if gpus > 1:
+        raise SearchError(
+            f"resources.gpus: {gpus:g} is not allowed; a trial takes a fraction of one GPU (0 < gpus <= 1, "
+            "e.g. 0.25 for 4 trials per GPU) or a whole number of GPUs"
+        )
+    per_gpu = round(1.0 / gpus)
+    if abs(per_gpu * gpus - 1.0) <= 1e-6:
+        return None
+    whole = int(1.0 / gpus)
+    return (
+        f"resources.gpus: {gpus:g} gives no whole number of trials per GPU (1 / {gpus:g} = {1 / gpus:.2f}): "
+        f"{whole} trials share a GPU and {1 - whole * gpus:.0%} of it stays unused; use 1/k, e.g. "
+        f"{1 / whole:.4g} for {whole} or {1 / (whole + 1):.4g} for {whole + 1} trials per GPU"
+    )
+
+
+def gpus_for_trials(requested: float, address: str | None) -> tuple[float, str | None]:
+    """The GPU share a trial asks Ray for, and a warning: on a local Ray instance without GPUs
+    (no CUDA here) a request falls back to the CPU (share 0); elsewhere it stands."""
+    if requested <= 0 or address is not None:
+        return requested, None
+    if float(ray.cluster_resources().get("GPU", 0)) > 0:
+        return requested, None
+    return 0.0, (
+        f"resources.gpus: {requested:g} GPU per trial asked for, but this machine has no CUDA GPU "
+        "(torch sees none and Ray counted none); the trials run on the CPU"
+    )

@@ -115,7 +115,16 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     except (RuntimeError, TypeError) as exc:
         raise ConfigError(f"device: {device!r} is not a torch device ('cpu', 'cuda', 'cuda:1'): {exc}") from None
     if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device: {device!r} asked for, but CUDA is not available here; use 'cpu'")
+        build = f"torch {torch.__version__}" + ("" if torch.version.cuda else ", built without CUDA")
+        raise ConfigError(
+            f"device: {device!r} (--device) asked for, but CUDA is not available here ({build}; no GPU visible); "
+            "use 'cpu', or leave --device out to use a GPU when there is one"
+        )
+    if resolved.type == "cuda" and resolved.index is not None and resolved.index >= torch.cuda.device_count():
+        raise ConfigError(
+            f"device: {device!r} (--device) asked for, but only {torch.cuda.device_count()} CUDA device(s) are "
+            f"visible (cuda:0 .. cuda:{torch.cuda.device_count() - 1})"
+        )
     return resolved
 
 
