@@ -15,7 +15,7 @@ import traceback
 
 from snn_nas.errors import SnnNasError
 
-COMMANDS = ("search", "pareto", "retrain", "audit", "train", "profile", "models", "space")
+COMMANDS = ("search", "pareto", "retrain", "audit", "supernet", "train", "profile", "models", "space")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    if args.command in ("search", "train", "retrain", "audit", "profile"):
+    if args.command in ("search", "train", "retrain", "audit", "profile", "supernet"):
         from snn_nas.perf import tune_cpu_allocator
 
         tune_cpu_allocator()  # a process-wide malloc setting that saves page faults in training

@@ -42,6 +42,10 @@ Schema (every key optional except ``space``; defaults in brackets)::
     baselines: [mlp_spe_micro, snn_mlp_micro]   # presets evaluated at the same fidelity (unless
                                                 # --no-baselines), as reference points
     reference_point: {val_acc: 0.0, sops: 1.0e+6} # hypervolume reference of 'snn-nas pareto'
+    oneshot: {supernet: {...}, stage2: {...}}     # a two-stage weight-sharing search: `trials`
+                                                # architectures explored on a supernet, the best
+                                                # of their front trained standalone at `fidelity`
+                                                # (snn_nas.search.oneshot_settings)
 
 Loading validates everything that can be checked without running; errors name the file, the
 key and what is allowed.
@@ -151,6 +155,7 @@ class Experiment:
     prescreen: Prescreen = field(default_factory=Prescreen)
     warm_start: tuple[str, ...] | str = "baselines"
     warm_mutants: int = 0
+    oneshot: Any = None  # snn_nas.search.oneshot_settings.OneShot, or None (a one-stage search)
     description: str = ""
     source: str = ""
 
@@ -220,6 +225,7 @@ class Experiment:
             **({"reference_point": dict(self.reference_point)} if self.reference_point else {}),
             **({"prescreen": asdict(self.prescreen)} if self.prescreen.enabled else {}),
             "warm_start": self._warm_start_entry(),
+            **({"oneshot": self.oneshot.to_dict()} if self.oneshot is not None else {}),
         }
 
     def to_yaml(self) -> str:
@@ -306,6 +312,7 @@ _TOP_KEYS = (
     "reference_point",
     "prescreen",
     "warm_start",
+    "oneshot",
 )
 
 
@@ -406,6 +413,8 @@ def _parse(data: Any, *, source: str, base_dir: Path | None, default_name: str |
     kwargs["max_concurrent"] = _int(source, "max_concurrent", data.get("max_concurrent", 2), 1)
     kwargs["max_failures"] = _int(source, "max_failures", data.get("max_failures", 1), 0)
     kwargs["seed"] = _int(source, "seed", data.get("seed", 0), 0)
+    if kwargs["seed"] > 2**32 - 1:
+        raise _fail(source, "seed", f"{kwargs['seed']} is too large; expected an integer in [0, {2**32 - 1}]")
 
     sampler = data.get("sampler", "tpe")
     kwargs["sampler"] = _choice(source, "sampler", sampler, SAMPLERS)
@@ -469,6 +478,9 @@ def _parse(data: Any, *, source: str, base_dir: Path | None, default_name: str |
     kwargs["reference_point"] = tuple(pairs)
     kwargs["prescreen"] = _parse_prescreen(source, data.get("prescreen"))
     kwargs["warm_start"], kwargs["warm_mutants"] = _parse_warm_start(source, data.get("warm_start", "baselines"))
+    from snn_nas.search.oneshot_settings import parse_oneshot
+
+    kwargs["oneshot"] = parse_oneshot(source, data.get("oneshot"), ExperimentError)
 
     experiment = Experiment(**kwargs)
     epochs = experiment.train_config().epochs  # validates the fidelity against TrainConfig

@@ -57,6 +57,7 @@ RESUME_MUST_MATCH = (
     "trials",
     "constraints",
     "scheduler",
+    "oneshot",
 )
 
 
@@ -122,7 +123,7 @@ def prepare_directory(experiment: Experiment, directory: Path, resume: bool, spa
                 f"{fp.summary(changes)} (resume with 'snn-nas search --resume --name {directory.name}' to use the "
                 "stored one)"
             )
-        check_fingerprint(directory, current, experiment)
+        check_fingerprint(directory, current, experiment, space)
         store = ResultStore(directory)
         if store.skipped:
             skipped = len(store.skipped)
@@ -165,13 +166,22 @@ def _write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def check_fingerprint(directory: Path, current: dict[str, Any], experiment: Experiment) -> None:
+def check_fingerprint(directory: Path, current: dict[str, Any], experiment: Experiment, space: Any = None) -> None:
     """Refuse to resume when the space or the fidelity differs from the stored fingerprint.
 
-    A folder from before fingerprints were kept gets the current one (nothing to compare).
+    Without a fingerprint (deleted, or a folder from before fingerprints were kept) the finished
+    rows are the evidence: every search row must be trained at the current fidelity and its
+    architecture must be a member of the current ``space``; then the current fingerprint is
+    written, with a warning.
     """
     path = directory / FINGERPRINT_FILE
     if not path.is_file():
+        _check_rows_fit(directory, experiment, space)
+        if ResultStore(directory).rows():
+            logger.warning(
+                "warning: %s: no %s; the finished trials fit the current space and fidelity, so the search goes on "
+                "and the current fingerprint is written", directory, FINGERPRINT_FILE,
+            )  # fmt: skip
         _write_atomic(path, json.dumps(current, indent=1, sort_keys=True) + "\n")
         return
     try:
@@ -200,6 +210,32 @@ def check_fingerprint(directory: Path, current: dict[str, Any], experiment: Expe
             raise SearchError(
                 f"{directory}: --resume: the fidelity changed since the search started ({fp.summary(changes)}); "
                 f"{refusal}: undo the edit, or start a new search with --name"
+            )
+
+
+def _check_rows_fit(directory: Path, experiment: Experiment, space: Any) -> None:
+    """Without a fingerprint: a search row trained at another fidelity, or whose architecture the
+    space no longer holds, means the space or the fidelity changed: ``SearchError``."""
+    from snn_nas.genotype import Genotype
+    from snn_nas.training.config import TrainConfig
+
+    fidelity = fp.fidelity_content(experiment.train_config())
+    refusal = (
+        f"{directory}: --resume without {FINGERPRINT_FILE} (deleted?): the finished trials show that the "
+        "{what} changed since the search started; undo the edit, restore the file, or start a new search with --name"
+    )
+    for row in ResultStore(directory).rows():
+        if row.get("baseline") or not row.get("genotype"):
+            continue
+        try:
+            same = fp.fidelity_content(TrainConfig.from_dict(json.loads(str(row.get("fidelity"))))) == fidelity
+        except (ValueError, TypeError):
+            same = False
+        if not same:
+            raise SearchError(refusal.format(what=f"fidelity (trial {row['trial_id']})"))
+        if space is not None and not space.contains(Genotype.from_json(str(row["genotype"]))):
+            raise SearchError(
+                refusal.format(what=f"space {experiment.space} (trial {row['trial_id']}, key {row['key']}, is not in it)")
             )
 
 

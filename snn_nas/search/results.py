@@ -56,6 +56,8 @@ STRING_COLUMNS = (
     "node",
     "curve",
     "reused_from",
+    "device",
+    "proxy",
 )
 INT_COLUMNS = ("seed", "params", "time_steps", "epochs", "num_classes")
 FLOAT_COLUMNS = (
@@ -101,6 +103,8 @@ COLUMNS = (
     "started_at",
     "num_classes",
     "reused_from",
+    "device",
+    "proxy",
 )
 """Table columns in order: the contract's columns, then ``feasible`` (every constraint of the
 experiment holds; null when unknown), ``node`` (the Ray node that ran the trial) and ``curve``
@@ -111,7 +115,12 @@ wall-clock progress of a search, e.g. for ``experiments/benchmarks/search_qualit
 ``started_at`` (Unix time at which Ray started the trial, as the driver saw it), ``num_classes``
 (classes of the dataset the trial trained on: chance accuracy is ``1 / num_classes``) and
 ``reused_from`` (the ``trial_id`` of the baseline row whose result a warm-start trial of the same
-architecture reused instead of training it again; null otherwise).
+architecture reused instead of training it again; null otherwise), ``device`` (where the trial
+trained: ``cpu``, ``cuda:0 <GPU name> (CUDA_VISIBLE_DEVICES=<Ray's GPU>)``, or ``cpu (asked for
+0.25 GPU, no CUDA)``; with GPUs asked for, the search adds Ray's GPU ids), ``proxy`` (how
+``val_acc`` was measured: ``standalone``, trained at the search's fidelity, or ``supernet``,
+inherited from a one-shot search's supernet with batch norm recalibrated, never on a reported
+front; null in older tables reads as ``standalone``).
 Units: ``sops`` and ``macs`` per image, ``energy_uj`` microjoules per image, ``val_acc`` a
 fraction, ``wall_s`` seconds of the trial's own work."""
 
@@ -454,6 +463,8 @@ def load_results(directory: str | Path) -> Any:
     ``ResultsError`` for a table that is not a search's or holds a row that does not validate;
     unreadable journal lines are skipped with a warning (see the module docstring).
     """
+    if not isinstance(directory, (str, os.PathLike)):
+        raise ResultsError(f"results folder: expected a path, got {type(directory).__name__}")
     path = Path(directory).expanduser()
     folder = path.parent if path.name in (TABLE_FILE, JOURNAL_FILE) else path
     if not folder.is_dir():

@@ -37,7 +37,11 @@ class TrialSpec:
     """What every trial of one search shares (primitives only; shipped to the Ray workers).
 
     ``train_config``: ``TrainConfig.to_dict()``; ``constraints``: ``(metric, upper bound)``
-    pairs; ``gpus``: the trial's GPU share (> 0: train on CUDA when available).
+    pairs; ``gpus``: the trial's GPU share (> 0: train on CUDA when available). One-shot
+    searches (``snn_nas.search.oneshot``): ``oneshot`` holds ``(setting, value)`` pairs with the
+    supernet ``checkpoint`` path and either ``proxy: supernet`` (evaluate on the supernet: inherit,
+    recalibrate batch norm, measure; no training) with the supernet's evaluation settings, or
+    ``init: inherit`` (train standalone, starting from the supernet's weights).
     """
 
     train_config: tuple[tuple[str, Any], ...]
@@ -48,6 +52,12 @@ class TrialSpec:
     energy_per_mac_pj: float = 4.6
     cpus: float = 1.0
     gpus: float = 0.0
+    oneshot: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def proxy(self) -> str:
+        """``supernet`` for a one-shot search's first stage, else ``standalone``."""
+        return str(dict(self.oneshot).get("proxy", "standalone"))
 
     @classmethod
     def from_experiment(cls, experiment: Any) -> TrialSpec:
@@ -63,15 +73,24 @@ class TrialSpec:
             gpus=experiment.resources.gpus,
         )
 
+    def with_seed(self, seed: int) -> TrialSpec:
+        """The same spec training with ``seed``."""
+        from dataclasses import replace
+
+        return replace(self, train_config=tuple(sorted({**dict(self.train_config), "seed": int(seed)}.items())))
+
     def config(self) -> Any:
         from snn_nas.training.config import TrainConfig
 
         return TrainConfig.from_dict(dict(self.train_config))
 
     def fidelity_json(self) -> str:
+        """The row's ``fidelity``: the ``TrainConfig``, plus ``oneshot`` (how a one-shot trial
+        used the supernet) when there is one."""
         import json
 
-        return json.dumps(dict(self.train_config), sort_keys=True)
+        extra = {"oneshot": dict(self.oneshot)} if self.oneshot else {}
+        return json.dumps({**dict(self.train_config), **extra}, sort_keys=True)
 
 
 def violations(metrics: Mapping[str, Any], constraints: tuple[tuple[str, float], ...]) -> list[float]:
@@ -138,6 +157,7 @@ def empty_record(spec: TrialSpec, *, baseline: str = "") -> Record:
         "genotype": None,
         "summary": None,
         "baseline": baseline,
+        "proxy": spec.proxy,
         "val_acc": math.nan,
         "val_loss": math.nan,
         "sops": math.nan,
@@ -153,6 +173,7 @@ def empty_record(spec: TrialSpec, *, baseline: str = "") -> Record:
         "feasible": None,
         "curve": [],
         "num_classes": None,
+        "device": None,
     }
 
 
@@ -231,14 +252,15 @@ def run_trial(
         return finish("failed", _reason(exc))
 
     try:
-        import torch
-
         from snn_nas.builder import build_model
         from snn_nas.costs import EnergyModel, measure_costs
         from snn_nas.training import load_config_data, train_model
+        from snn_nas.training.devices import describe_device, share_gpu, trial_device
 
         config = spec.config()
-        device = torch.device("cuda" if spec.gpus > 0 and torch.cuda.is_available() else "cpu")
+        device = trial_device(spec.gpus)  # CUDA if asked for and present (Ray's GPU is cuda:0), else the CPU
+        share = share_gpu(device, spec.gpus)  # caps this trial's CUDA memory at its GPU share
+        record["device"] = describe_device(device, spec.gpus)
         if data is None:
             data = load_config_data(config)
         data = data.without_test()  # a search ranks on val: reading test inside a trial raises
@@ -249,9 +271,18 @@ def run_trial(
             genotype.check_image_size(data.image_size)
         except SnnNasError as exc:
             return finish("invalid", str(exc))
-        model = build_model(
-            genotype, num_classes=data.num_classes, image_size=data.image_size, in_chans=data.in_chans, seed=config.seed
-        )
+        if spec.oneshot:  # the supernet's evaluation (stage 1), or its weights as the start (stage 2)
+            from snn_nas.search.supernet_trial import evaluate_on_supernet, inherited_model
+
+            if spec.proxy == "supernet":
+                status, error = evaluate_on_supernet(record, genotype, data, spec, device, baseline, emit, started)
+                return finish(status, error)
+            model = inherited_model(genotype, data, spec, device)
+        else:
+            model = build_model(
+                genotype, num_classes=data.num_classes, image_size=data.image_size, in_chans=data.in_chans,
+                seed=config.seed,
+            )  # fmt: skip
         params = sum(p.numel() for p in model.parameters())
         record["params"] = params
         limit = dict(spec.constraints).get("params")
@@ -282,7 +313,9 @@ def run_trial(
             record["curve"] = [*record["curve"], {"epoch": int(epoch), **{k: record[k] for k in CURVE_KEYS}}]
             emit(record)
 
-        result = train_model(model, config, callback=on_epoch, device=device, progress=False, data=data)
+        result = train_model(
+            model, config, callback=on_epoch, device=device, progress=False, data=data, memory_share=share
+        )
     except (MemoryError, RuntimeError) as exc:  # e.g. torch.cuda.OutOfMemoryError while building
         return finish("failed", _reason(exc))
     except SnnNasError as exc:
@@ -351,6 +384,7 @@ def make_row(
             pass
     config = dict(spec.train_config)
     row.update(trial_id=trial_id, seed=config.get("seed"), fidelity=spec.fidelity_json(), version=__version__)
+    row["proxy"] = row.get("proxy") or spec.proxy
     return row
 
 

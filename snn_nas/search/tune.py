@@ -24,9 +24,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +37,7 @@ from ray import tune
 from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 from ray.tune.search import ConcurrencyLimiter, Searcher
 
-from snn_nas.search.cluster import check_resources, environment, ray_session
+from snn_nas.search.cluster import check_gpu_share, check_resources, environment, gpus_for_trials, ray_session
 from snn_nas.search.experiment import Experiment
 from snn_nas.search.layout import (
     BASELINE_RUN,
@@ -59,7 +61,7 @@ from snn_nas.search.searcher import (
     sampler_study_name,
     warnings_quiet,
 )
-from snn_nas.search.study import UserStudy
+from snn_nas.search.study import UserStudy, close_user_study
 from snn_nas.search.trial import (
     RECORD_KEYS,
     TrialSpec,
@@ -74,6 +76,7 @@ from snn_nas.search.trial import (
 logger = logging.getLogger(__name__)
 
 BASELINE_PARAM = "_baseline"
+SEED_PARAM = "_seed"  # a trial's own training seed (stage 2 of a one-shot search)
 
 
 # ---------------------------------------------------------------------- helpers
@@ -102,12 +105,29 @@ def search_trainable(
         return
     sample = dict(config)
     baseline = str(sample.pop(BASELINE_PARAM, "") or "")
+    seed = sample.pop(SEED_PARAM, None)
+    if seed is not None:  # a one-shot search's stage 2 trains some architectures with several seeds
+        spec = spec.with_seed(int(seed))
     reused = reuse.get(_sample_key(space, sample) or "") if reuse and not baseline else None
     if reused is not None:  # the warm-start trial of a seed design trained as a baseline
         for record in reuse_records(reused):
             tune.report({**record, "node": node})
         return
-    run_trial(sample, space=space, spec=spec, baseline=baseline, report=lambda rec: tune.report({**rec, "node": node}))
+    assigned = _gpu_assignment(spec.gpus)
+
+    def report(rec: dict) -> None:
+        device = f"{rec['device']}; {assigned}" if assigned and rec.get("device") else rec.get("device")
+        tune.report({**rec, "node": node, "device": device})
+
+    run_trial(sample, space=space, spec=spec, baseline=baseline, report=report)
+
+
+def _gpu_assignment(gpus: float) -> str:
+    """Ray's GPU ids for this worker and its ``CUDA_VISIBLE_DEVICES`` ("" when no GPU was asked for)."""
+    if gpus <= 0:
+        return ""
+    ids = ",".join(str(i) for i in ray.get_gpu_ids()) or "none"
+    return f"Ray GPU {ids}, CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')}"
 
 
 def _sample_key(space: Any, sample: Mapping[str, Any]) -> str | None:
@@ -217,12 +237,12 @@ class _RecordTrials(tune.Callback):
         result = dict(trial.last_result or {})
         sample = dict(trial.config or {})
         baseline = str(sample.pop(BASELINE_PARAM, "") or "")
+        seed = sample.pop(SEED_PARAM, None)
+        spec = self.spec.with_seed(int(seed)) if seed is not None else self.spec
         if result.get("replayed") and trial.trial_id in self._store:
             row = self._store.get(trial.trial_id)
         else:
-            row = make_row(
-                trial.trial_id, sample, result, space=self.space, spec=self.spec, baseline=baseline, error=error
-            )
+            row = make_row(trial.trial_id, sample, result, space=self.space, spec=spec, baseline=baseline, error=error)
             started = self._started.get(trial.trial_id)
             row = self._store.record({**row, "finished_at": time.time(), "started_at": started})
         if self._study is not None and row is not None:
@@ -380,12 +400,28 @@ def _first_trials(experiment: Experiment, directory: Path, space: Any, spec: Tri
         enqueue_first(study, picked, "prescreen")
 
 
-def _run_trials(experiment: Experiment, directory: Path, space: Any, spec: TrialSpec, resume: bool, show: bool) -> bool:
-    """Run (or resume) the sampled trials; True when every trial finished."""
+def _search_row(row: Mapping[str, Any]) -> bool:
+    return not row.get("baseline")
+
+
+def _run_trials(
+    experiment: Experiment,
+    directory: Path,
+    space: Any,
+    spec: TrialSpec,
+    resume: bool,
+    show: bool,
+    *,
+    run: str = SEARCH_RUN,
+    include: Callable[[Mapping[str, Any]], bool] = _search_row,
+) -> bool:
+    """Run (or resume) the sampled trials; True when every trial finished. ``run``: the Ray
+    experiment's folder under ``ray/``; ``include``: which table rows are this run's trials
+    (a one-shot search's first stage runs here too, ``snn_nas.search.oneshot``)."""
     stored = ResultStore(directory).rows()
-    finished = {r["trial_id"]: r for r in stored if not r.get("baseline")}
+    finished = {r["trial_id"]: r for r in stored if include(r)}
     reuse = reusable_baselines(stored, spec)
-    path = directory / RAY_DIR / SEARCH_RUN
+    path = directory / RAY_DIR / run
     callback = _RecordTrials(
         directory, space, spec, experiment.name, experiment.trials, experiment, show, baselines=False
     )
@@ -423,15 +459,15 @@ def _run_trials(experiment: Experiment, directory: Path, space: Any, spec: Trial
                 reuse_actors=True,
                 trial_dirname_creator=_trial_dirname,
             ),
-            run_config=_run_config(directory, SEARCH_RUN, callback, experiment),
+            run_config=_run_config(directory, run, callback, experiment),
         )
     grid = tuner.fit()
-    recorded = [r for r in ResultStore(directory).rows() if not r.get("baseline")]
+    recorded = [r for r in ResultStore(directory).rows() if include(r)]
     finished_all = grid.num_terminated + grid.num_errors == len(grid)
     if finished_all and restored and len(recorded) < experiment.trials:
         # Ray finished every trial it knew, but the table is short (rows lost with a damaged journal
         # and table): draw the missing trials in a fresh run instead of reporting an interruption.
-        return _run_trials(experiment, directory, space, spec, False, show)
+        return _run_trials(experiment, directory, space, spec, False, show, run=run, include=include)
     return finished_all and len(recorded) >= experiment.trials
 
 
@@ -445,6 +481,17 @@ def _reseed_scheduler(tuner: Any, experiment: Experiment, finished: list[dict[st
         config.scheduler = scheduler
 
 
+def _ran_without_baselines(directory: Path) -> bool:
+    """A folder whose search began with its sampled trials (a Ray run or search rows) without ever
+    starting the baselines' run: started with ``--no-baselines``."""
+    if (directory / RAY_DIR / BASELINE_RUN).exists():
+        return False
+    rows = ResultStore(directory).rows()
+    if any(r.get("baseline") for r in rows):
+        return False
+    return bool(rows) or (directory / RAY_DIR / SEARCH_RUN).exists()
+
+
 def run_search(
     experiment: Experiment,
     *,
@@ -456,6 +503,7 @@ def run_search(
     num_cpus: int | None = None,
     verbose: bool = False,
     space: Any = None,
+    num_gpus: int | None = None,
 ) -> SearchRun:
     """Run ``experiment`` with Ray Tune and Optuna; rows go to ``<results_dir>/<name>/``.
 
@@ -465,6 +513,9 @@ def run_search(
     the experiment's seed presets at the same fidelity first (rows with ``baseline`` set).
     ``space``: a ``SearchSpace`` to use instead of loading ``experiment.space`` (pickled to the
     workers). Returns a ``SearchRun``; ``complete`` is False when the search was interrupted.
+    ``num_gpus``: GPUs of the local Ray instance (default: Ray's count; a number declares
+    logical GPUs). Trials ask for ``resources.gpus`` each (``snn_nas.training.devices``); on a
+    local instance without GPUs they run on the CPU after one warning.
     """
     started = time.perf_counter()
     directory = search_directory(results_dir, experiment.name)
@@ -480,17 +531,39 @@ def run_search(
     for name in (*(experiment.baselines if baselines else ()), *warm):
         get_preset(name)  # an unknown preset fails here, listing the known ones
     check_before_ray(experiment, space, address=address)  # data, image size: what would fail every trial
+    share_note = check_gpu_share(spec.gpus)  # e.g. 0.3: no whole number of trials per GPU
+    if share_note:
+        logger.warning("warning: %s", share_note)
     prepare_directory(experiment, directory, resume, space)
     if resume:
         check_sampler_study(directory, experiment.name)
-    with _quiet(verbose), ray_session(address, num_cpus, verbose):
-        check_resources(experiment)
+    from snn_nas.search.prescreen import warm_start_outside
+
+    for name, reason in warm_start_outside(experiment, space):  # said before anything trains
+        print(f"warm start: {name} skipped ({reason})", file=sys.stderr, flush=True)
+    if resume and baselines and experiment.baselines and _ran_without_baselines(directory):
+        baselines = False
+        if progress:
+            print("resume: the search was started with --no-baselines; the baselines stay out", file=sys.stderr)
+    with _quiet(verbose), ray_session(address, num_cpus, verbose, num_gpus=num_gpus):
+        gpus, fallback = gpus_for_trials(spec.gpus, address)
+        if fallback:
+            logger.warning("warning: %s", fallback)
+            spec = replace(spec, gpus=gpus)
+        check_resources(experiment, gpus)
         complete = True
         if baselines and experiment.baselines:
             complete = _run_baselines(experiment, directory, space, spec, progress)
-        if complete:  # not after Ctrl-C during the baselines
+        if complete and experiment.oneshot is not None:  # supernet, stage 1 on it, stage 2 standalone
+            from snn_nas.search.oneshot import run_two_stages
+
+            complete = run_two_stages(experiment, directory, space, spec, resume, progress)
+            if complete:
+                close_sampler_study(directory, f"{experiment.name}.stage1")
+        elif complete:  # not after Ctrl-C during the baselines
             complete = _run_trials(experiment, directory, space, spec, resume, progress)
         if complete:
             close_sampler_study(directory, experiment.name)
+            close_user_study(directory, experiment.name, ResultStore(directory).rows())
     table = ResultStore(directory).frame()
     return SearchRun(directory=directory, table=table, complete=complete, wall_s=time.perf_counter() - started)

@@ -31,7 +31,10 @@ class SupernetConfig:
     random sub-networks, single-path style), ``random_subnets`` (random sub-networks per step),
     ``distill`` (the others learn the largest's soft predictions, in-place distillation),
     ``distill_temperature``, ``feasible_only`` (random and smallest sub-networks are drawn within
-    the experiment's constraints; the largest may exceed them).
+    the experiment's constraints), ``extremes`` (``first``: the largest and smallest take the
+    first choice of every label that is not elastic; ``random``: drawn every step), ``largest``
+    (``max``: every elastic label at its largest, constraints or not; ``feasible``: shrunk until
+    it meets the constraints). See ``snn_nas.supernet.sampling``.
     Evaluation of one architecture: ``bn_batches`` batches of ``bn_batch_size`` training images
     recalibrate every batch norm (fixed images, the same for every architecture), then
     ``val_images`` validation images (None: all) are classified in batches of
@@ -53,6 +56,8 @@ class SupernetConfig:
     distill: bool = True
     distill_temperature: float = 1.0
     feasible_only: bool = True
+    extremes: str = "first"
+    largest: str = "max"
     bn_batches: int = 4
     bn_batch_size: int = 100
     eval_batch_size: int = 250
@@ -95,6 +100,13 @@ class SupernetConfig:
         for name in ("sandwich", "distill", "feasible_only"):
             if not isinstance(getattr(self, name), bool):
                 raise SupernetError(f"supernet.{name}: expected true or false, got {getattr(self, name)!r}")
+        from snn_nas.supernet.sampling import EXTREMES, LARGEST
+
+        for name, allowed in (("extremes", EXTREMES), ("largest", LARGEST)):
+            if getattr(self, name) not in allowed:
+                raise SupernetError(
+                    f"supernet.{name}: {getattr(self, name)!r} is not allowed; choose one of {list(allowed)}"
+                )
         if self.subnets_per_step == 0:
             raise SupernetError(
                 "supernet.random_subnets: 0 with sandwich off trains no sub-network per step; "

@@ -5,15 +5,18 @@ of stages, stage depths, widths (``base_dim``, ``width_mult``, ``dim``), the cha
 the number of cell nodes and the time steps. Per step:
 
 * the **largest** sub-network takes the largest choice of every elastic label, the
-  **smallest** the smallest (BigNAS's max/min child); every other label (token-mixing op, skip
-  wiring, cell edges, patch size, neuron settings) is drawn uniformly, so the extremes visit
-  every weight-free choice over the steps;
+  **smallest** the smallest (BigNAS's max/min child). Every other label (token-mixing op, skip
+  wiring, cell edges, patch size, neuron settings) takes its first choice (``extremes:
+  first``, the default: two fixed networks, as in BigNAS, so that the teacher learns steadily),
+  or is drawn uniformly at every step (``extremes: random``);
 * ``random_subnets`` sub-networks are drawn uniformly over the space (``SearchSpace.sample``).
 
 With ``accept`` (the experiment's constraints), the smallest and the random ones are redrawn
-until accepted; the largest is the teacher and may exceed them. A draw that does not decode is
-redrawn. Draws come from ``numpy.random.default_rng([seed, epoch, step])``, so every worker of a
-data-parallel run trains the same sub-networks at the same step.
+until accepted. The largest is the teacher and may exceed them (``largest: max``), or is shrunk
+until it meets them (``largest: feasible``: lower one elastic label a step at a time, keeping
+the most parameters, until accepted; time steps carry no weights and stay). A draw that does
+not decode is redrawn. Draws come from ``numpy.random.default_rng([seed, 0, epoch, step])``, so
+every worker of a data-parallel run trains the same sub-networks at the same step.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ from snn_nas.supernet.bounds import SupernetError
 GLOBAL_ELASTIC = ("num_stages", "base_dim", "mlp_ratio", "time_steps")
 STAGE_ELASTIC = (".depth", ".width_mult", ".dim", ".cell.nodes")
 MAX_TRIES = 500
+EXTREMES = ("first", "random")
+LARGEST = ("max", "feasible")
 
 
 def is_elastic(label: str) -> bool:
@@ -42,25 +47,80 @@ class SubnetSampler:
     ``accept(genotype) -> bool`` filters the smallest and random draws (None: all accepted).
     """
 
-    def __init__(self, space: Any, *, accept: Callable[[Genotype], bool] | None = None, seed: int = 0) -> None:
+    def __init__(
+        self,
+        space: Any,
+        *,
+        accept: Callable[[Genotype], bool] | None = None,
+        seed: int = 0,
+        extremes: str = "first",
+        largest: str = "max",
+    ) -> None:
+        if extremes not in EXTREMES:
+            raise SupernetError(f"supernet.extremes: {extremes!r} is not allowed; choose one of {list(EXTREMES)}")
+        if largest not in LARGEST:
+            raise SupernetError(f"supernet.largest: {largest!r} is not allowed; choose one of {list(LARGEST)}")
         self.space = space
         self.accept = accept
         self.seed = int(seed)
+        self.extremes = extremes
+        self.largest = largest
 
-    def rng(self, epoch: int, step: int) -> np.random.Generator:
-        return np.random.default_rng([self.seed, int(epoch), int(step)])
+    def rng(self, epoch: int, step: int, stream: int = 0) -> np.random.Generator:
+        """The generator of one step (``stream`` 1: draws outside the training steps)."""
+        return np.random.default_rng([self.seed, int(stream), int(epoch), int(step)])
 
     def extreme(self, rng: np.random.Generator, which: str, *, accept: bool = False) -> Genotype:
-        """The largest (``which="max"``) or smallest (``"min"``) sub-network, other labels drawn
-        from ``rng``; with ``accept`` it must pass the filter."""
+        """The largest (``which="max"``) or smallest (``"min"``) sub-network (module docstring);
+        with ``accept`` it must pass the filter."""
         pick = max if which == "max" else min
+        first = [self.extremes == "first"]
 
         def choose(dim: Any) -> Any:
             if is_elastic(dim.label):
                 return pick(dim.choices)
+            if first[0]:
+                return dim.choices[0]
             return dim.choices[int(rng.integers(len(dim.choices)))]
 
-        return self._draw(lambda: self.space.sample_with(choose), f"the {which} sub-network", accept)
+        def draw() -> dict[str, Any]:
+            sample = self.space.sample_with(choose)
+            first[0] = False  # the first choices did not decode (or were refused): draw the rest
+            if which == "max" and self.largest == "feasible":
+                sample = self._shrink(sample)
+            return sample
+
+        return self._draw(draw, f"the {which} sub-network", accept or (which == "max" and self.largest == "feasible"))
+
+    def _shrink(self, sample: dict[str, Any]) -> dict[str, Any]:
+        """Lower elastic labels one step at a time, keeping the most parameters, until accepted."""
+        from snn_nas.layers.params import parameter_count
+        from snn_nas.space import SpaceError
+
+        if self.accept is None:
+            return sample
+        while True:
+            try:
+                if self.accept(self.space.decode(sample)):
+                    return sample
+            except SpaceError:
+                return sample  # _draw redraws it
+            best, best_params = None, -1
+            for label, value in sample.items():
+                choices = sorted(self.space.by_label[label].choices)
+                if not is_elastic(label) or label == "time_steps" or choices.index(value) == 0:
+                    continue
+                candidate = {**sample, label: choices[choices.index(value) - 1]}
+                try:
+                    genotype = self.space.decode(candidate)
+                except SpaceError:
+                    continue
+                params = parameter_count(genotype, 10, self.space.image_size, 3)
+                if params > best_params:
+                    best, best_params = candidate, params
+            if best is None:
+                return sample
+            sample = {k: v for k, v in best.items() if k in self.space.active_labels(best)}
 
     def random(self, rng: np.random.Generator) -> Genotype:
         """A uniform random sub-network (accepted by the filter)."""
