@@ -38,6 +38,7 @@ default). NaN when there are fewer than 2 rows or a variable is constant.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -178,8 +179,68 @@ def _tau(rows: Sequence[Mapping[str, Any]], a: str, b: str) -> float:
     return kendall_tau([float(r[a]) for r in rows], [float(r[b]) for r in rows])
 
 
+SMALL_N = 10
+"""Below this many architectures a rank statistic is reported with a warning: with n = 4 a single
+swapped pair moves Kendall's tau by 0.33, and its 95 % interval spans most of [-1, 1]."""
+Z95 = 1.959963984540054
+
+
+def rank_interval(value: float, n: int, kind: str = "tau") -> tuple[float, float] | None:
+    """Approximate 95 % confidence interval of a rank correlation over ``n`` pairs (Fisher's z):
+
+    ``z = atanh(r)``, ``r`` in ``[z - 1.96 s, z + 1.96 s]`` mapped back by ``tanh``, with the
+    standard errors of Fieller, Hartley and Pearson (1957): ``s = sqrt(0.437 / (n - 4))`` for
+    Kendall's tau (n >= 5) and ``s = sqrt(1.06 / (n - 3))`` for Spearman's rho (n >= 4). None when
+    ``n`` is below that or the value is undefined (too few pairs for an interval).
+    """
+    if value is None or not math.isfinite(value):
+        return None
+    if kind == "tau":
+        if n < 5:
+            return None
+        se = math.sqrt(0.437 / (n - 4))
+    else:
+        if n < 4:
+            return None
+        se = math.sqrt(1.06 / (n - 3))
+    z = math.atanh(max(-0.999999, min(0.999999, value)))
+    return math.tanh(z - Z95 * se), math.tanh(z + Z95 * se)
+
+
+def _n(rows: Sequence[Mapping[str, Any]], a: str, b: str) -> int:
+    return len(_finite_rows(rows, a, b))
+
+
 def audit_statistics(rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-    """The audit's figures over its table rows (see the module docstring for each key)."""
+    """The audit's figures over its table rows (see the module docstring for each key), each
+    rank correlation with ``n_<name>`` (pairs compared) and ``ci95_<name>`` (``rank_interval``),
+    and ``small_n`` when fewer than ``SMALL_N`` architectures were compared."""
+    rows = list(rows)
+    stats = _point_statistics(rows)
+    done = [r for r in rows if r.get("status") == "ok"]
+    pairs = {
+        "kendall_tau": ("proxy_val_acc", "val_acc"),
+        "spearman_rho": ("proxy_val_acc", "val_acc"),
+        "kendall_tau_test": ("proxy_val_acc", "test_acc"),
+        "kendall_tau_sops": ("proxy_sops", "sops"),
+        "kendall_tau_params": ("params", "val_acc"),
+        "kendall_tau_sahd": ("sahd", "val_acc"),
+        "kendall_tau_sahd_proxy": ("sahd", "proxy_val_acc"),
+    }
+    for name, (a, b) in pairs.items():
+        n = _n(done, a, b)
+        stats[f"n_{name}"] = n
+        interval = rank_interval(stats[name], n, "rho" if name == "spearman_rho" else "tau")
+        stats[f"ci95_{name}"] = None if interval is None else list(interval)
+    interval = rank_interval(stats["kendall_tau_top"], stats["n_top"])
+    stats["ci95_kendall_tau_top"] = None if interval is None else list(interval)
+    stats["n_sops_drift"] = len([r for r in _finite_rows(done, "sops", "proxy_sops") if float(r["proxy_sops"]) > 0])
+    stats["small_n"] = stats["n"] < SMALL_N
+    return stats
+
+
+def _point_statistics(rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """The point values of ``audit_statistics``."""
     done = [r for r in rows if r.get("status") == "ok"]
     paired = _finite_rows(done, "proxy_val_acc", "val_acc")
     proxy = [float(r["proxy_val_acc"]) for r in paired]
@@ -243,17 +304,32 @@ def _clean(row: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def row_id(row: Mapping[str, Any]) -> tuple[str, str]:
+    """What identifies an audit row: the architecture key and the settings (fidelity JSON,
+    keys sorted) it was trained at."""
+    fidelity = row.get("fidelity")
+    if isinstance(fidelity, str):
+        with contextlib.suppress(ValueError):
+            fidelity = json.dumps(json.loads(fidelity), sort_keys=True)
+    elif isinstance(fidelity, Mapping):
+        fidelity = json.dumps(dict(fidelity), sort_keys=True)
+    return str(row.get("key")), str(fidelity or "")
+
+
 class AuditStore:
-    """``RESULTS_DIR/audit/``: the journal (``audit.jsonl``, one line per finished architecture,
-    fsync'ed) and the table rewritten from it (``audit.parquet``, atomically replaced). Only a
-    torn last journal line (a crash while writing) is skipped."""
+    """``RESULTS_DIR/audit/``: the journal (``audit.jsonl``, one line per finished architecture
+    and setting, fsync'ed) and the table rewritten from it (``audit.parquet``, atomically
+    replaced). Rows are keyed by the architecture ``key`` *and* the ``fidelity`` it was audited
+    at, so an audit run again with other settings (epochs, subset, ...) trains anew instead of
+    reporting the old rows under the new settings. Only a torn last journal line (a crash while
+    writing) is skipped."""
 
     def __init__(self, directory: str | Path) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.journal = self.directory / JOURNAL_FILE
         self.table = self.directory / TABLE_FILE
-        self._rows: dict[str, dict[str, Any]] = {}
+        self._rows: dict[tuple[str, str], dict[str, Any]] = {}
         if self.journal.is_file():
             lines = self.journal.read_text(encoding="utf-8").splitlines()
             for number, line in enumerate(lines, start=1):
@@ -269,12 +345,13 @@ class AuditStore:
                     ) from None
                 if not isinstance(row, dict) or not row.get("key"):
                     raise AuditError(f"{self.journal}: line {number} is not an audit row")
-                self._rows[str(row["key"])] = row
+                self._rows[row_id(row)] = row
 
     def rows(self) -> list[dict[str, Any]]:
         return [dict(r) for r in self._rows.values()]
 
-    def done(self) -> set[str]:
+    def done(self) -> set[tuple[str, str]]:
+        """``(key, fidelity JSON)`` of every audited row."""
         return set(self._rows)
 
     def record(self, row: Mapping[str, Any]) -> None:
@@ -285,7 +362,7 @@ class AuditStore:
             handle.write(json.dumps(finite_or_null(clean), sort_keys=True) + "\n")
             handle.flush()
             os.fsync(handle.fileno())
-        self._rows[str(clean["key"])] = clean
+        self._rows[row_id(clean)] = clean
         self.flush()
 
     def flush(self) -> None:
@@ -350,26 +427,36 @@ def plot_info(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     }
 
 
-def draw_audit_png(info: Mapping[str, Any], path: str | Path, title: str = "") -> None:
+def draw_audit_png(info: Mapping[str, Any], path: str | Path, title: str = "") -> list[str]:
+    """Proxy versus high-fidelity accuracy, each point labelled with its key; returns the labels
+    and the title drawn."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(5.5, 4.5), dpi=120)
+    fig, ax = plt.subplots(figsize=(6.5, 5.0), dpi=120)
     xs, ys, front = np.array(info["x"]), np.array(info["y"]), np.array(info["front"], dtype=bool)
     if len(xs):
         ax.scatter(100 * xs[~front], 100 * ys[~front], c="tab:blue", label="sampled trial")
         ax.scatter(100 * xs[front], 100 * ys[front], c="tab:red", marker="D", label="search front member")
+        for x, y, key in zip(xs, ys, info["keys"], strict=True):  # every point named by its key
+            ax.annotate(key, (100 * x, 100 * y), textcoords="offset points", xytext=(4, 3), fontsize=6)
         low = 100 * min(xs.min(), ys.min())
         high = 100 * max(xs.max(), ys.max())
         ax.plot([low, high], [low, high], color="grey", lw=0.8, ls="--", label="y = x")
     ax.set_xlabel("proxy validation accuracy (%)")
     ax.set_ylabel("high-fidelity validation accuracy (%)")
-    tau = info.get("tau")
-    ax.set_title(title or f"proxy vs high fidelity (Kendall tau {tau:.2f})" if tau == tau else title or "audit")
+    tau, n = info.get("tau"), len(xs)
+    interval = rank_interval(tau, n) if tau == tau else None
+    ci = f", 95% CI [{interval[0]:.2f}, {interval[1]:.2f}]" if interval else ", too few for an interval"
+    caveat = f"\nn = {n} < {SMALL_N}: read as an indication" if n < SMALL_N else ""
+    default = f"proxy vs high fidelity (Kendall tau {tau:.2f}{ci}, n = {n}){caveat}" if tau == tau else "audit"
+    ax.set_title(title or default, fontsize=9)
     ax.legend(loc="lower right", fontsize=8)
     ax.grid(alpha=0.3)
+    drawn = [t.get_text() for t in ax.texts] + [ax.get_title()]
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+    return drawn

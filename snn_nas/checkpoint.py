@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +74,11 @@ def _unreadable(path: Path, exc: BaseException) -> CheckpointError:
     """Our message for a ``torch.load`` failure. Torch's own text is not passed on when it advises
     loading with ``weights_only=False``: that would let the file run code."""
     text = str(exc)
+    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; random bytes are no pickle of objects
+        return CheckpointError(
+            f"checkpoint {path} cannot be read: not a PyTorch checkpoint (torch.save writes a zip archive; this file "
+            "is not one); expected a .pt file written by 'snn-nas train' or 'snn-nas retrain'"
+        )
     found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
     if found or "weights_only" in text or "Weights only" in text:
         what = f" of type {found.group(1)}" if found else ""
@@ -101,6 +107,8 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
     Also refused: a ``model`` entry that is not a state dict, and weights holding NaN or inf
     (the tensor is named).
     """
+    if not isinstance(path, (str, os.PathLike)):
+        raise CheckpointError(f"checkpoint: expected a file path, got {type(path).__name__}")
     path = Path(path)
     if path.is_dir():
         path = path / LAST

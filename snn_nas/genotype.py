@@ -38,6 +38,13 @@ RESETS = ("hard", "soft")
 MAX_CELL_NODES = 4
 
 
+MAX_DIM = 16384  # widths beyond any published model (SNN-MLP-B: 1024) by 16x; a typo of 1e9 fails here, not in torch
+MAX_DEPTH = 128  # blocks per stage (published: up to 18)
+MAX_TIME_STEPS = 256  # time steps (published: 4; conversion-style SNNs use up to a few hundred)
+MAX_PATCH_SIZE = 256
+MAX_MLP_RATIO = 64.0
+
+
 class GenotypeError(SnnNasError, ValueError):
     """An invalid genotype; the message names the field and what is allowed."""
 
@@ -202,8 +209,8 @@ class Stage:
     skip_paths: str = "both"
 
     def validate(self, where: str, family: str, first: bool) -> None:
-        _check_int(f"{where}.depth", self.depth, 1)
-        _check_int(f"{where}.dim", self.dim, 1)
+        _check_int(f"{where}.depth", self.depth, 1, MAX_DEPTH)
+        _check_int(f"{where}.dim", self.dim, 1, MAX_DIM)
         self.token_h.validate(f"{where}.token_h")
         self.token_w.validate(f"{where}.token_w")
         _check_choice(f"{where}.identity", self.identity, IDENTITIES)
@@ -263,9 +270,11 @@ class Genotype:
     # ---------------------------------------------------------------- validation
     def validate(self) -> None:
         _check_choice("family", self.family, FAMILIES)
-        _check_int("time_steps", self.time_steps, 1)
-        _check_int("patch_size", self.patch_size, 1)
+        _check_int("time_steps", self.time_steps, 1, MAX_TIME_STEPS)
+        _check_int("patch_size", self.patch_size, 1, MAX_PATCH_SIZE)
         _check_positive("mlp_ratio", self.mlp_ratio)
+        if self.mlp_ratio > MAX_MLP_RATIO:
+            raise GenotypeError(f"mlp_ratio: {self.mlp_ratio:g} is out of range; must be <= {MAX_MLP_RATIO:g}")
         if not isinstance(self.drop_path, float) or not 0.0 <= self.drop_path < 1.0:
             raise GenotypeError(f"drop_path: {self.drop_path!r} must be in [0, 1)")
         if not isinstance(self.stages, tuple) or not 1 <= len(self.stages) <= 4:
@@ -426,6 +435,8 @@ class Genotype:
         """Rebuild a genotype from JSON text, read strictly (no duplicate keys, no NaN/Infinity)."""
         from snn_nas.jsonutil import loads_strict
 
+        if not isinstance(text, (str, bytes, bytearray)):
+            raise GenotypeError(f"genotype JSON: expected text, got {type(text).__name__}")
         return cls.from_dict(loads_strict(text, "genotype JSON is malformed", error=GenotypeError))
 
 

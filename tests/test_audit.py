@@ -102,7 +102,7 @@ def test_store_resumes_from_its_journal_and_skips_only_a_torn_last_line(tmp_path
     assert pd.read_parquet(tmp_path / "audit.parquet")["key"].tolist() == ["a", "b"]
     with (tmp_path / "audit.jsonl").open("a") as handle:
         handle.write('{"key": "c", "sta')  # a crash while writing
-    assert AuditStore(tmp_path).done() == {"a", "b"}
+    assert {key for key, _ in AuditStore(tmp_path).done()} == {"a", "b"}
     lines = (tmp_path / "audit.jsonl").read_text().splitlines()
     (tmp_path / "audit.jsonl").write_text("\n".join([lines[0], "not json", lines[1]]) + "\n")
     with pytest.raises(AuditError, match="line 2 is not valid JSON"):
@@ -110,3 +110,38 @@ def test_store_resumes_from_its_journal_and_skips_only_a_torn_last_line(tmp_path
     (tmp_path / "audit.jsonl").write_text(json.dumps([1, 2]) + "\n")
     with pytest.raises(AuditError, match="line 1 is not an audit row"):
         AuditStore(tmp_path)
+
+
+def test_rows_are_keyed_by_architecture_and_settings(tmp_path):
+    """An audit run again with other settings must not report the old rows as the new ones."""
+    from snn_nas.audit import row_id
+
+    store = AuditStore(tmp_path)
+    two = {**_audit_row("a", 0.9, 0.95, 1.0, 2.0), "fidelity": json.dumps({"epochs": 2, "seed": 0})}
+    three = {**_audit_row("a", 0.9, 0.97, 1.0, 2.0), "fidelity": json.dumps({"seed": 0, "epochs": 3})}
+    store.record(two)
+    store.record(three)
+    again = AuditStore(tmp_path)
+    assert len(again.rows()) == 2  # both settings kept
+    assert row_id(three) in again.done() and row_id(two) in again.done() and row_id(two) != row_id(three)
+    assert row_id({"key": "a", "fidelity": {"epochs": 3, "seed": 0}}) == row_id(three)  # key order does not matter
+
+
+def test_rank_statistics_come_with_an_interval_or_a_small_n_warning(tmp_path):
+    """Fisher's z by hand: tau 0.87 over 12 pairs, s = sqrt(0.437 / 8) = 0.2337,
+    atanh(0.87) = 1.3331, so [tanh(0.8750), tanh(1.7912)] = [0.704, 0.946]."""
+    from snn_nas.audit import draw_audit_png, plot_info, rank_interval
+    from snn_nas.cli.audit import summary_lines
+
+    low, high = rank_interval(0.87, 12)
+    assert (low, high) == (pytest.approx(0.7039, abs=1e-3), pytest.approx(0.9459, abs=1e-3))
+    assert rank_interval(-1.0, 4) is None and rank_interval(0.5, 4, "rho") is not None  # too few for tau's
+    rows = [_audit_row(k, p, h, s, s * 2) for k, p, h, s in (("a", 0.9, 0.95, 1.0), ("b", 0.8, 0.85, 2.0),
+                                                              ("c", 0.7, 0.6, 3.0), ("d", 0.6, 0.7, 4.0))]  # fmt: skip
+    stats = audit_statistics(rows)
+    assert stats["n_kendall_tau"] == 4 and stats["ci95_kendall_tau"] is None and stats["small_n"] is True
+    report = {**stats, "front_members": 1, "high_fidelity": {"epochs": 2}}
+    text = "\n".join(summary_lines(report))
+    assert "(n=4)" in text and "no interval: too few" in text and "warning: only 4 architectures" in text
+    drawn = draw_audit_png(plot_info(rows), tmp_path / "audit.png")
+    assert {"a", "b", "c", "d"} <= set(drawn) and any("n = 4 < 10" in t for t in drawn)

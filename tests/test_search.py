@@ -142,7 +142,8 @@ def test_cli_search_smoke(tmp_path, ray_env, capsys):
     args = ["search", str(path), "--results-dir", str(results), "--num-samples", "5", "--baselines", "--num-cpus", "2"]
     assert main(args) == 0
     out = capsys.readouterr().out
-    assert "[5/5]" in out and "smoke: 5 trials (5 ok), front of" in out and "optuna-dashboard sqlite:///" in out
+    assert "[5/5]" in out and "smoke: 5 search trials (" in out and "+ 2 baselines (2 ok)" in out
+    assert "front of" in out and "optuna-dashboard sqlite:///" in out
 
     folder = results / "smoke"
     table = load_results(folder)
@@ -164,7 +165,7 @@ def test_cli_search_smoke(tmp_path, ray_env, capsys):
         assert sum(p.numel() for p in model.parameters()) == row["params"]
 
     # the samplers' study holds both objectives of every search trial, and nothing is left running
-    study = optuna.load_study(study_name="smoke", storage=f"sqlite:///{folder / 'sampler.db'}")
+    study = optuna.load_study(study_name=None, storage=f"sqlite:///{folder / 'samplers.sqlite3'}")
     told = {t.user_attrs["ray_trial_id"]: t for t in study.trials if "ray_trial_id" in t.user_attrs}
     assert set(told) == set(search["trial_id"])
     for row in search.to_dict("records"):

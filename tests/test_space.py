@@ -391,7 +391,7 @@ def test_encode_names_the_label_a_genotype_breaks():
         ({"time_steps": [1, 2]}, "time_steps", "bare list is ambiguous"),
         ({"time_steps": {"values": [1, 2]}}, "time_steps", "unexpected key"),
         ({"time_steps": {"choice": [1, 1]}}, "time_steps", "listed twice"),
-        ({"time_steps": "four"}, "time_steps", "expected an integer >= 1"),
+        ({"time_steps": "four"}, "time_steps", "expected an integer in \\[1, 256\\]"),
         ({"stage1": "deep"}, "stage1", "expected a mapping"),
         ({"stage1": {"dim": 8, "cell": {"nodes": 2}}}, "stage1.cell", "encoded by the stem"),
         ({"stage1": {"dim": 8, "width_mult": 1}}, "stage1", "either dim or width_mult"),

@@ -71,6 +71,47 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print audit.json")
 
 
+def summary_lines(report: dict) -> list[str]:
+    """The audit in words: every rank statistic with its n and 95 % interval (or why it has none),
+    and a warning when the sample is small."""
+
+    def stat(name: str, n_name: str | None = None) -> str:
+        value = report.get(name)
+        if value is None:
+            return "-"
+        n = report.get(n_name or f"n_{name}")
+        interval = report.get(f"ci95_{name}")
+        spread = f" [{interval[0]:.2f}, {interval[1]:.2f}]" if interval else " (no interval: too few)"
+        return f"{value:.2f}{spread} (n={n})"
+
+    lines = [
+        f"audit of {report['n']} architectures ({report['front_members']} front members) at "
+        f"{report['high_fidelity'].get('epochs')} epochs on train (95% intervals in brackets):",
+        f"  Kendall tau {stat('kendall_tau')}, best third {stat('kendall_tau_top', 'n_top')}",
+        f"  Spearman rho {stat('spearman_rho')}; vs test accuracy: tau {stat('kendall_tau_test')}",
+        f"  naive proxies: parameters tau {stat('kendall_tau_params')}, SAHD tau {stat('kendall_tau_sahd')}",
+    ]
+    drift_med, drift_max = report.get("sops_drift_median"), report.get("sops_drift_max")
+    drift = (
+        "-"
+        if drift_med is None
+        else f"median {drift_med:+.1%}, largest {drift_max:+.1%} (n={report.get('n_sops_drift')})"
+    )
+    lines.append(f"  SOPs: tau {stat('kendall_tau_sops')}, drift from proxy to high fidelity {drift}")
+    regret, recall = report.get("top1_regret"), report.get("front_recall")
+    lines.append(
+        f"  front recall {'-' if recall is None else f'{recall:.2f}'} (n={report['n']}); top-1 regret "
+        + ("-" if regret is None else f"{100 * regret:.2f} points")
+    )
+    if report.get("small_n"):
+        lines.append(
+            f"warning: only {report['n']} architectures compared (fewer than 10): one swapped pair moves tau by "
+            f"{2 / max(1, report['n'] * (report['n'] - 1) / 2):.2f}; read these figures as indications, and audit a "
+            "larger --sample to rank proxies"
+        )
+    return lines
+
+
 def run(args: argparse.Namespace) -> int:
     from snn_nas.search.audit import run_audit
 
@@ -94,25 +135,8 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(json.dumps(report, indent=2) + "\n")
         return 0 if outcome.complete else 1
 
-    def fmt(name: str) -> str:
-        value = report.get(name)
-        return "-" if value is None else f"{value:.2f}"
-
-    print(
-        f"audit of {report['n']} architectures ({report['front_members']} front members) at "
-        f"{report['high_fidelity'].get('epochs')} epochs on train:"
-    )
-    print(f"  Kendall tau {fmt('kendall_tau')} (best third, n={report['n_top']}: {fmt('kendall_tau_top')}), "
-          f"Spearman rho {fmt('spearman_rho')}; vs test accuracy: tau {fmt('kendall_tau_test')}")  # fmt: skip
-    print(f"  naive proxies: parameters tau {fmt('kendall_tau_params')}, SAHD tau {fmt('kendall_tau_sahd')}")
-    drift_med, drift_max = report.get("sops_drift_median"), report.get("sops_drift_max")
-    drift = "-" if drift_med is None else f"median {drift_med:+.1%}, largest {drift_max:+.1%}"
-    print(f"  SOPs: tau {fmt('kendall_tau_sops')}, drift from proxy to high fidelity {drift}")
-    regret = report.get("top1_regret")
-    print(
-        f"  front recall {fmt('front_recall')}; top-1 regret "
-        + ("-" if regret is None else f"{100 * regret:.2f} points")
-    )
+    for line in summary_lines(report):
+        print(line)
     print(f"wrote {outcome.directory / 'audit.parquet'}, audit.json, audit.png")
     if not outcome.complete:
         print("some architectures did not finish; run the same command again to continue", file=sys.stderr)

@@ -134,7 +134,8 @@ def run(args: argparse.Namespace) -> int:
     if args.image_size is not None and not native:
         overrides["image_size"] = args.image_size
     selected = choose_trial(Path(args.results_dir), rank=args.rank, key=args.key, x=args.x)
-    print(f"retraining {selected['key']}: {selected['why']}", file=sys.stderr, flush=True)
+    # the choice and why, before the training (on stderr with --json, which keeps stdout for the report)
+    print(f"retraining {selected['key']}: {selected['why']}", file=sys.stderr if args.json else sys.stdout, flush=True)
     _check_out_dir(Path(args.results_dir))
     result = retrain(
         Path(args.results_dir),

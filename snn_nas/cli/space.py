@@ -81,6 +81,10 @@ def run(args: argparse.Namespace) -> int:
     if args.file is None:
         return _list_shipped(args.json)
     space = load_space(args.file)
+    from snn_nas.errors import SnnNasError
+
+    if not 0 <= args.seed <= 2**32 - 1:
+        raise SnnNasError(f"--seed: {args.seed} is out of range; expected an integer in [0, {2**32 - 1}]")
     rng = np.random.default_rng(args.seed)
     samples = []
     for _ in range(args.sample):

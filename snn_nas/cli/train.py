@@ -173,6 +173,9 @@ def run(args: argparse.Namespace) -> int:
     out = args.out if args.out is not None else Path("results") / "train" / f"{name}-{dataset_label}"
     if out.exists() and not out.is_dir():
         raise SnnNasError(f"--out: {out} exists and is not a folder")
+    blocking = next((p for p in out.parents if p.exists() and not p.is_dir()), None)
+    if blocking is not None:  # found now, not after the training
+        raise SnnNasError(f"--out: {out} lies under {blocking}, which is a file, not a folder")
     if (out / "last.pt").is_file() and not args.resume:
         raise SnnNasError(
             f"--out: {out} already holds a checkpoint; pass --resume to continue it or choose another --out"

@@ -19,6 +19,12 @@ def _check_images(images: object) -> torch.Tensor:
         raise CostError(f"images: the batch is empty (shape {list(images.shape)})")
     if not images.is_floating_point():
         raise CostError(f"images: expected a floating-point tensor (normalised images), got {images.dtype}")
+    if not bool(torch.isfinite(images).all()):
+        bad = int((~torch.isfinite(images)).sum())
+        raise CostError(
+            f"images: {bad} value(s) are NaN or infinite; costs are counted on real images (a NaN input fires no "
+            "spike and would report 0 SOPs)"
+        )
     return images
 
 
@@ -42,6 +48,8 @@ def measure_costs(
     energy = EnergyModel() if energy is None else energy
     if not isinstance(energy, EnergyModel):
         raise CostError(f"energy: expected an EnergyModel, got {type(energy).__name__}")
+    if not isinstance(model, nn.Module):
+        raise CostError(f"model: expected a torch.nn.Module (snn_nas.build_model), got {type(model).__name__}")
     images = _check_images(images)
     if images.ndim == 5:
         time_steps, batch = int(images.shape[0]), int(images.shape[1])

@@ -52,6 +52,22 @@ def imagenet_transforms(size: int) -> tuple[object, object]:
     return train, val
 
 
+def load_image(path: str) -> object:
+    """One image as RGB (torchvision's default loader), or a ``DatasetError`` naming the file that
+    cannot be read (a damaged or non-image file in the tree), instead of PIL's traceback."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with open(path, "rb") as handle:
+            image = Image.open(handle)
+            return image.convert("RGB")
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+        raise DatasetError(
+            f"imagefolder: {path}: not a readable image ({reason}); remove or replace the file"
+        ) from None
+
+
 @DATASETS.register("imagefolder")
 def load_imagefolder(
     *,
@@ -84,8 +100,8 @@ def load_imagefolder(
 
     train_tf, eval_tf = imagenet_transforms(size)
     try:
-        train_all = ImageFolder(str(root / "train"), transform=train_tf)
-        train_eval = ImageFolder(str(root / "train"), transform=eval_tf)
+        train_all = ImageFolder(str(root / "train"), transform=train_tf, loader=load_image)
+        train_eval = ImageFolder(str(root / "train"), transform=eval_tf, loader=load_image)
     except (FileNotFoundError, OSError) as exc:
         raise DatasetError(f"imagefolder: cannot read {root / 'train'}: {exc}") from None
     val_classes = sorted(entry.name for entry in (root / "val").iterdir() if entry.is_dir())
@@ -99,7 +115,7 @@ def load_imagefolder(
 
     def test_part() -> ImageFolder:
         try:
-            return ImageFolder(str(root / "val"), transform=eval_tf)
+            return ImageFolder(str(root / "val"), transform=eval_tf, loader=load_image)
         except (FileNotFoundError, OSError) as exc:
             raise DatasetError(f"imagefolder: cannot read {root / 'val'}: {exc}") from None
 

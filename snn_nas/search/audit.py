@@ -30,6 +30,7 @@ from snn_nas.audit import (
     audit_sample,
     draw_audit_png,
     plot_info,
+    row_id,
 )
 
 
@@ -140,13 +141,16 @@ def run_audit(
         for r in rows
     }
     store = AuditStore(root / AUDIT_DIR)
-    todo = [r for r in rows if r["key"] not in store.done()]
+    wanted = {r["key"]: (r["key"], json.dumps(configs[r["key"]].to_dict(), sort_keys=True)) for r in rows}
+    todo = [r for r in rows if wanted[r["key"]] not in store.done()]
+    elsewhere = len({k for k, _ in store.done()} & set(wanted)) - (len(rows) - len(todo))
     started = time.perf_counter()
     if progress:
         done = len(rows) - len(todo)
         print(
             f"audit: {len(rows)} architectures ({sum(r['on_front'] for r in rows)} front members), "
-            f"{epochs} epochs on train; {done} already done, {len(todo)} to train",
+            f"{epochs} epochs on train; {done} already done, {len(todo)} to train"
+            + (f" ({elsewhere} audited before at other settings: kept, not reused)" if elsewhere > 0 else ""),
             file=sys.stderr,
             flush=True,
         )
@@ -164,13 +168,15 @@ def run_audit(
                     row = ray.get(ready[0])
                 except Exception as exc:  # the task's worker died beyond its retries
                     source = next(r for r in todo if r["key"] == key)
-                    row = {**_plain_row(source), "status": "failed", "error": type(exc).__name__}
+                    row = {**_plain_row(source), "status": "failed", "error": type(exc).__name__,
+                           "fidelity": wanted[key][1], "proxy_val_acc": source.get("val_acc")}  # fmt: skip
                 store.record(row)
                 finished += 1
                 if progress:
                     figure = f"val_acc {row['val_acc']:.2%}" if row.get("val_acc") is not None else row.get("status")
                     print(f"  [{finished}/{len(todo)}] {key}: {figure}", file=sys.stderr, flush=True)
-    audited = [r for r in store.rows() if r["key"] in configs]
+    current = set(wanted.values())
+    audited = [r for r in store.rows() if row_id(r) in current]
     proxy = json.loads(rows[0]["fidelity"]) if isinstance(rows[0].get("fidelity"), str) else {}
     report = audit_report(
         audited,

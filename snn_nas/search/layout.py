@@ -234,9 +234,8 @@ def _check_rows_fit(directory: Path, experiment: Experiment, space: Any) -> None
         if not same:
             raise SearchError(refusal.format(what=f"fidelity (trial {row['trial_id']})"))
         if space is not None and not space.contains(Genotype.from_json(str(row["genotype"]))):
-            raise SearchError(
-                refusal.format(what=f"space {experiment.space} (trial {row['trial_id']}, key {row['key']}, is not in it)")
-            )
+            where = f"space {experiment.space} (trial {row['trial_id']}, key {row['key']}, is not in it)"
+            raise SearchError(refusal.format(what=where))
 
 
 def check_address(address: str, timeout_s: float = 10.0) -> None:

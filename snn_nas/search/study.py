@@ -282,3 +282,19 @@ def _recover_sample(space: Any, genotype_json: Any) -> dict[str, Any] | None:
         return space.encode(Genotype.from_dict(json.loads(genotype_json)))
     except (SnnNasError, ValueError, TypeError):
         return None
+
+
+def close_user_study(directory: Path, name: str, rows: Iterable[Mapping[str, Any]]) -> None:
+    """After a complete search: a trial still RUNNING in the user's study whose Ray trial never
+    finished (killed, and not resumed under the same id) is marked FAIL with the reason."""
+    import contextlib
+
+    recorded = {str(r.get("trial_id")) for r in rows}
+    with contextlib.suppress(KeyError), warnings_quiet():
+        study = optuna.load_study(study_name=name, storage=user_storage(directory))
+        for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+            if str(trial.user_attrs.get("trial_id")) in recorded:
+                continue
+            with contextlib.suppress(Exception):
+                study._storage.set_trial_user_attr(trial._trial_id, "error", "interrupted: the search was stopped")
+                study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)

@@ -60,6 +60,8 @@ def load_space(path: str | os.PathLike[str]) -> SearchSpace:
     shipped spaces (with or without ``.yaml``). Every problem raises ``SpaceError`` naming the
     file, the key and what is allowed.
     """
+    if not isinstance(path, (str, os.PathLike)):
+        raise SpaceError(f"space: expected a file path or a shipped name {shipped_spaces()}, got {type(path).__name__}")
     given = Path(os.fspath(path)).expanduser()
     if given.is_dir():
         raise SpaceError(f"{given}: is a directory; give a space file (.yaml) or a shipped name: {shipped_spaces()}")

@@ -32,6 +32,10 @@ from snn_nas.genotype import (
     INPUT_OPS,
     LIF_OUTPUTS,
     MAX_CELL_NODES,
+    MAX_DEPTH,
+    MAX_DIM,
+    MAX_PATCH_SIZE,
+    MAX_TIME_STEPS,
     NODE_OPS,
     RESETS,
     SCANS,
@@ -92,12 +96,12 @@ def _number(low: float, *, low_open: bool, high: float | None = None) -> Check:
 
 
 GLOBAL_CHECKS: dict[str, Check] = {
-    "time_steps": _integer(1),
-    "patch_size": _integer(1),
+    "time_steps": _integer(1, MAX_TIME_STEPS),
+    "patch_size": _integer(1, MAX_PATCH_SIZE),
     "mlp_ratio": _number(0, low_open=True),
     "drop_path": _number(0, low_open=False, high=1),
     "num_stages": _integer(1, MAX_STAGES),
-    "base_dim": _integer(1),
+    "base_dim": _integer(1, MAX_DIM),
 }
 NEURON_CHECKS: dict[str, Check] = {
     "tau": _number(1, low_open=False),
@@ -108,8 +112,8 @@ NEURON_CHECKS: dict[str, Check] = {
     "detach_reset": _one_of((True, False)),
 }
 STAGE_CHECKS: dict[str, Check] = {
-    "depth": _integer(1),
-    "dim": _integer(1),
+    "depth": _integer(1, MAX_DEPTH),
+    "dim": _integer(1, MAX_DIM),
     "width_mult": _number(0, low_open=True),
     "identity": _one_of(IDENTITIES),
     "skip_source": _one_of(SKIP_SOURCES),

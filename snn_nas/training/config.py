@@ -78,6 +78,8 @@ class TrainConfig:
         _int("batch_size", self.batch_size, 1)
         _int("eval_batch_size", self.eval_batch_size, 1)
         _int("seed", self.seed, 0)
+        if self.seed > MAX_SEED:
+            raise ConfigError(f"seed: {self.seed} is too large; expected an integer in [0, {MAX_SEED}]")
         _int("num_workers", self.num_workers, 0)
         _int("image_size", self.image_size, 1, optional=True)
         _int("max_time_steps", self.max_time_steps, 1, optional=True)
@@ -122,6 +124,9 @@ class TrainConfig:
         """A stable 12-hex-digit hash of every field."""
         canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+
+MAX_SEED = 2**32 - 1  # what every random generator seeded from it accepts (numpy, torch, Python)
 
 
 def _int(name: str, value: Any, low: int, optional: bool = False) -> None:

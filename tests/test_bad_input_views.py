@@ -1,0 +1,286 @@
+"""Bad input of issue 16 (item 13): the 19 "bad" cases and the "poor" ones, each reproduced as a
+user meets it. Each gives a clear error (exit code 2 and one line through the CLI, an
+``SnnNasError`` subclass through the API) or a stated warning; never a traceback, never a silent
+pass."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from snn_nas.checkpoint import CheckpointError, load_model
+from snn_nas.cli.main import main
+from snn_nas.errors import SnnNasError
+from snn_nas.genotype import Genotype, GenotypeError, Stage
+from snn_nas.presets import get_preset
+from snn_nas.search.results import ResultsError, ResultStore, load_results
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+TINY = Genotype(stages=(Stage(depth=1, dim=8),), time_steps=1, patch_size=4)
+DATASET = "synthetic:train=32,val=16,classes=4,channels=1"
+
+
+def cli_error(capsys, *argv: str) -> str:
+    """The real CLI: exit 2, one short line ``snn-nas CMD: error: ...`` on stderr, no traceback."""
+    rc = main(list(argv))
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert rc == 2, err
+    assert len(lines) == 1 and lines[0].startswith(f"snn-nas {argv[0]}: error: "), err
+    assert "Traceback" not in err and len(lines[0]) < 500, err
+    return lines[0]
+
+
+def good_row(trial_id: str = "t0", **values) -> dict:
+    return {"trial_id": trial_id, "status": "ok", "key": TINY.key(), "genotype": TINY.to_json(), "val_acc": 0.5,
+            "sops": 10.0, "macs": 5.0, **values}  # fmt: skip
+
+
+@pytest.fixture
+def results_dir(tmp_path):
+    store = ResultStore(tmp_path / "search")
+    store.record(good_row())
+    return tmp_path / "search"
+
+
+# ----------------------------------------------------------------------------- numbers without bounds
+def test_huge_widths_and_time_steps_fail_at_the_genotype_not_in_torch(tmp_path, capsys):
+    for field, value, message in (("dim", 10**9, r"stages\[0\].dim: 1000000000 is out of range"),
+                                  ("time_steps", 10**9, "time_steps: 1000000000 is out of range")):  # fmt: skip
+        data = get_preset("mlp_spe_micro").to_dict()
+        if field == "dim":
+            data["stages"][0]["dim"] = value
+        else:
+            data[field] = value
+        with pytest.raises(GenotypeError, match=message):
+            Genotype.from_dict(data)
+        path = tmp_path / f"{field}.json"
+        path.write_text(json.dumps(data))
+        assert "is out of range" in cli_error(capsys, "profile", str(path))
+    # a space file with such a number names the key
+    space = (Path(__file__).resolve().parents[1] / "snn_nas/space/builtin/quick.yaml").read_text()
+    (tmp_path / "big.yaml").write_text(space.replace("base_dim: {choice: [24, 36]}", "base_dim: 1000000000"))
+    assert "base_dim: 1000000000 is not allowed; expected an integer in [1, 16384]" in cli_error(
+        capsys, "space", str(tmp_path / "big.yaml")
+    )
+
+
+def test_a_checkpoint_whose_genotype_has_a_huge_width_is_refused(tmp_path, capsys):
+    from snn_nas.training import TrainConfig, train_model
+
+    config = TrainConfig(dataset=DATASET, epochs=1, batch_size=16, image_size=8, max_batches_per_epoch=1)
+    train_model(TINY, config, out_dir=tmp_path, progress=False)
+    path = tmp_path / "last.pt"
+    state = torch.load(path, weights_only=True)
+    state["genotype"]["stages"][0]["dim"] = 10**9
+    torch.save(state, path)
+    with pytest.raises(SnnNasError, match="out of range"):
+        load_model(path)
+    assert "out of range" in cli_error(capsys, "profile", str(path))
+
+
+@pytest.mark.parametrize("seed", ["-1", "1180591620717411303424"])
+def test_seeds_out_of_range(seed, capsys, results_dir, tmp_path):
+    arch = tmp_path / "tiny.json"
+    arch.write_text(TINY.to_json())
+    assert "seed" in cli_error(capsys, "train", str(arch), "--dataset", DATASET, "--seed", seed)
+    assert "--seed" in cli_error(capsys, "space", "quick", "--sample", "1", "--seed", seed)
+    assert "seed" in cli_error(capsys, "retrain", str(results_dir), "--seed", seed, "--epochs", "1")
+
+
+# ----------------------------------------------------------------------------- damaged results folders
+def test_random_bytes_as_the_experiment_file(results_dir, capsys):
+    (results_dir / "experiment.yaml").write_bytes(bytes(range(256)) * 4)
+    for command in ("pareto", "retrain"):
+        line = cli_error(capsys, command, str(results_dir))
+        assert "experiment.yaml" in line and "UTF-8" in line
+
+
+@pytest.mark.parametrize(("column", "value"), [("sops", -5.0), ("energy_uj", -1.0), ("params", -3), ("sops", "inf")])
+def test_negative_or_infinite_costs_are_refused_like_bad_accuracies(tmp_path, capsys, column, value):
+    """A negative SOP count was front rank 0 with a hypervolume above the maximum."""
+    import pandas as pd
+
+    from snn_nas.search.results import rows_to_frame
+
+    folder = tmp_path / "search"
+    folder.mkdir()
+    frame = rows_to_frame([good_row()])
+    frame[column] = pd.Series([float(value)], dtype=frame[column].dtype if column != "params" else "Int64")
+    frame.to_parquet(folder / "trials.parquet")
+    with pytest.raises(ResultsError, match=f"{column}: .* is not a cost"):
+        load_results(folder)
+    for command in ("pareto", "retrain", "audit"):
+        assert "is not a cost" in cli_error(capsys, command, str(folder))
+
+
+def test_a_journal_line_with_a_non_numeric_cost_does_not_replace_a_good_row(results_dir, caplog):
+    with (results_dir / "trials.jsonl").open("a") as handle:
+        handle.write(json.dumps(good_row(sops="abc")) + "\n")
+    with caplog.at_level(logging.WARNING):
+        table = load_results(results_dir)
+    assert table.iloc[0]["sops"] == 10.0 and len(table) == 1
+    assert "line 2: sops: 'abc' is not a number; skipped" in caplog.text
+
+
+def test_a_duplicate_trial_id_in_the_table_is_said(results_dir, caplog):
+    import pandas as pd
+
+    table = load_results(results_dir)
+    pd.concat([table, table]).to_parquet(results_dir / "trials.parquet")
+    (results_dir / "trials.jsonl").unlink()
+    with caplog.at_level(logging.WARNING):
+        assert len(load_results(results_dir)) == 1
+    assert "trial_id t0 is in 2 rows; only the last one is used" in caplog.text
+
+
+def test_retrain_key_with_bytes_that_are_not_utf8(results_dir, capsys):
+    key = b"\xff\xfe".decode("utf-8", "surrogateescape")  # what Python makes of such argv bytes
+    assert "--key: expected an architecture key" in cli_error(capsys, "retrain", str(results_dir), "--key", key)
+
+
+def test_out_under_a_file_is_found_before_training(tmp_path, capsys):
+    (tmp_path / "afile").write_text("")
+    arch = tmp_path / "tiny.json"
+    arch.write_text(TINY.to_json())
+    line = cli_error(capsys, "train", str(arch), "--dataset", DATASET, "--out", str(tmp_path / "afile" / "run"))
+    assert "which is a file, not a folder" in line
+    assert not (tmp_path / "afile").is_dir()
+
+
+def test_a_pt_of_random_bytes_is_not_called_a_pickle_that_could_run_code(tmp_path, capsys):
+    path = tmp_path / "random.pt"
+    path.write_bytes(os.urandom(2048))
+    with pytest.raises(CheckpointError, match="not a PyTorch checkpoint") as info:
+        load_model(path)
+    assert "could run code" not in str(info.value)
+    assert "not a PyTorch checkpoint" in cli_error(capsys, "profile", str(path))
+
+
+# ----------------------------------------------------------------------------- searches
+def _prepared(tmp_path: Path, name: str = "exp", **overrides):
+    from snn_nas.search.experiment import load_experiment
+    from snn_nas.search.layout import prepare_directory, search_directory
+    from snn_nas.space import load_space
+
+    space_text = (
+        "name: small\nimage_size: 8\ntime_steps: {choice: [1, 2]}\npatch_size: 4\nnum_stages: 1\n"
+        "stage1: {dim: 8, depth: 1, token_h: {op: {choice: [mlp, none]}}}\n"
+    )
+    (tmp_path / "space.yaml").write_text(space_text)
+    data = {"name": name, "space": "space.yaml", "dataset": DATASET, "trials": 2, "seed": 1,
+            "fidelity": {"epochs": 1, "batch_size": 16, "image_size": 8}, **overrides}  # fmt: skip
+    (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(data))
+    experiment = load_experiment(tmp_path / f"{name}.yaml")
+    directory = search_directory(tmp_path / "results", name)
+    space = load_space(experiment.space)
+    prepare_directory(experiment, directory, resume=False, space=space)
+    return experiment, directory, space
+
+
+def _resume(directory: Path) -> list[str]:
+    return ["search", "--resume", "--name", directory.name, "--results-dir", str(directory.parent), "--no-progress"]
+
+
+def test_a_damaged_samplers_study_on_resume_is_one_line_before_ray(tmp_path, capsys):
+    from snn_nas.search.layout import SAMPLER_STUDY_FILE
+
+    _, directory, _ = _prepared(tmp_path)
+    (directory / SAMPLER_STUDY_FILE).write_bytes(b"SQLite format 3\x00" + os.urandom(4000))
+    line = cli_error(capsys, *_resume(directory))
+    assert "the samplers' study of this search cannot be read" in line and "move the file away" in line
+
+
+def test_resume_without_its_fingerprint_after_the_space_was_edited_is_refused(tmp_path, capsys):
+    from snn_nas.search.layout import FINGERPRINT_FILE
+
+    experiment, directory, space = _prepared(tmp_path)
+    genotype = space.decode(space.sample(0))
+    config = experiment.train_config()
+    row = {"trial_id": "t0", "status": "ok", "key": genotype.key(), "genotype": genotype.to_json()}
+    ResultStore(directory).record({**row, "val_acc": 0.5, "sops": 1.0, "fidelity": config.to_json()})
+    (directory / FINGERPRINT_FILE).unlink()
+    text = (tmp_path / "space.yaml").read_text().replace("stage1: {dim: 8,", "stage1: {dim: 12,")
+    (tmp_path / "space.yaml").write_text(text)
+    line = cli_error(capsys, *_resume(directory))
+    assert f"without {FINGERPRINT_FILE}" in line and "space" in line and "is not in it" in line
+
+
+def test_a_search_started_without_baselines_resumes_without_them(tmp_path):
+    from snn_nas.search.tune import _ran_without_baselines
+
+    _, directory, _ = _prepared(tmp_path)
+    assert not _ran_without_baselines(directory)  # nothing ran yet: the baselines come first
+    ResultStore(directory).record({"trial_id": "t0", "status": "ok", "key": "k", "val_acc": 0.5, "sops": 1.0})
+    assert _ran_without_baselines(directory)  # search rows and no baseline run: started with --no-baselines
+    (directory / "ray" / "baselines").mkdir(parents=True)
+    assert not _ran_without_baselines(directory)
+
+
+def test_warm_start_presets_outside_the_space_are_said_and_unknown_ones_fail_first(tmp_path, capsys):
+    from snn_nas.search.prescreen import warm_start_outside
+
+    experiment, _, space = _prepared(tmp_path, "warm", warm_start=["snn_mlp_micro", "mlp_spe_micro"])
+    skipped = dict(warm_start_outside(experiment, space))
+    assert set(skipped) == {"snn_mlp_micro", "mlp_spe_micro"}
+    assert "family snn_mlp" in skipped["snn_mlp_micro"] and "not a member" in skipped["mlp_spe_micro"]
+    (tmp_path / "unknown.yaml").write_text(
+        (tmp_path / "warm.yaml").read_text().replace("snn_mlp_micro", "no_such_preset").replace("name: warm", "name: u")
+    )
+    line = cli_error(capsys, "search", str(tmp_path / "unknown.yaml"), "--results-dir", str(tmp_path / "r"))
+    assert "unknown preset 'no_such_preset'" in line and not (tmp_path / "r").exists()  # before any baseline
+
+
+# ----------------------------------------------------------------------------- data and the Python API
+def test_an_imagefolder_with_an_unreadable_image_names_the_file(tmp_path):
+    from PIL import Image
+
+    from snn_nas.data import DatasetError, load_dataset
+
+    for part in ("train", "val"):
+        for label in ("a", "b"):
+            folder = tmp_path / part / label
+            folder.mkdir(parents=True)
+            for i in range(3):
+                Image.new("RGB", (8, 8), (i * 40, 0, 0)).save(folder / f"{i}.png")
+    (tmp_path / "train" / "a" / "broken.png").write_bytes(b"not an image at all")
+    data = load_dataset("imagefolder", data_root=str(tmp_path), image_size=8, val_fraction=0.3)
+    with pytest.raises(DatasetError, match=r"broken\.png: not a readable image"):
+        for i in range(len(data.train)):
+            data.train[i]
+        for i in range(len(data.val)):
+            data.val[i]
+
+
+def test_nan_images_are_refused_by_the_cost_probe():
+    from snn_nas.builder import build_model
+    from snn_nas.costs import CostError, measure_costs
+
+    model = build_model(TINY, num_classes=4, image_size=8, in_chans=1)
+    images = torch.zeros(2, 1, 8, 8)
+    images[0, 0, 0, 0] = float("nan")
+    with pytest.raises(CostError, match="1 value\\(s\\) are NaN or infinite"):
+        measure_costs(model, images)
+    with pytest.raises(CostError, match=r"model: expected a torch\.nn\.Module"):
+        measure_costs(None, torch.zeros(2, 1, 8, 8))
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: __import__("snn_nas").load_space(None),
+        lambda: Genotype.from_json(None),
+        lambda: __import__("snn_nas").load_results(None),
+        lambda: __import__("snn_nas").load_model(None),
+    ],
+)
+def test_the_python_api_on_none_raises_project_errors(call):
+    with pytest.raises(SnnNasError, match="expected"):
+        call()
