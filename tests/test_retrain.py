@@ -201,3 +201,30 @@ def test_retrain_cli_input_errors(results_dir):
         _cli("retrain", [str(results_dir), "--rank", "-1"])
     with pytest.raises(SnnNasError, match="no such results folder"):
         _cli("retrain", [str(results_dir / "missing")])
+
+
+def test_default_choice_is_the_best_architecture_the_search_found_not_a_seed_design():
+    """The issue's case: the warm-start copy of mlp_spe_micro and its baseline row share a key
+    and were front ranks 0 and 1; plain retrain retrained the hand design."""
+    from snn_nas.search.results import rows_to_frame
+
+    seed = "121efd2da575"
+    rows = [
+        {"trial_id": "b0", "key": seed, "baseline": "mlp_spe_micro", "val_acc": 0.939, "sops": 691e3},
+        {"trial_id": "w0", "key": seed, "val_acc": 0.939, "sops": 691e3},  # the warm-start trial
+        {"trial_id": "s1", "key": "7aaa86f6a559", "val_acc": 0.933, "sops": 434e3},
+        {"trial_id": "s2", "key": "804691a136f2", "val_acc": 0.10, "sops": 967.0, "num_classes": 10},  # chance
+    ]
+    table = rows_to_frame({"status": "ok", **r} for r in rows)
+    row = select_trial(table)
+    assert row["key"] == "7aaa86f6a559" and row["rank"] == 1
+    assert "most accurate architecture the search found" in row["why"] and f"{seed} (mlp_spe_micro)" in row["why"]
+    seed_row = select_trial(table, rank=0)
+    assert seed_row["key"] == seed and "this is the seed design mlp_spe_micro" in seed_row["why"]
+    with pytest.raises(RetrainError, match="out of range; the front has ranks 0..1"):
+        select_trial(table, rank=2)  # one architecture, one rank; the chance-level trial has none
+    by_key = select_trial(table, key=seed)
+    assert "this is the seed design mlp_spe_micro" in by_key["why"]
+    only_seed = rows_to_frame({"status": "ok", **r} for r in rows[:2])
+    with pytest.raises(RetrainError, match="every front member is a seed design"):
+        select_trial(only_seed)
