@@ -26,7 +26,8 @@ Results go to RESULTS_DIR/NAME/ (default results/<experiment name>/): trials.par
 per trial, written as each trial finishes, with its per-epoch curve; read it with
 snn_nas.load_results), the Optuna study optuna.db (open it with
 'optuna-dashboard sqlite:///RESULTS_DIR/NAME/optuna.db': real values only, one trial per row),
-the samplers' own study sampler.db, Ray's experiment directory ray/ and the experiment as run.
+the samplers' own study samplers.sqlite3 (not *.db, so that optuna-dashboard never opens it by
+mistake), Ray's experiment directory ray/ and the experiment as run.
 The seed presets the experiment lists under 'baselines' are trained first at the same
 fidelity, as reference points (rows with 'baseline' set; 'snn-nas pareto' compares the front
 with them); --no-baselines skips them.
@@ -45,7 +46,7 @@ before any trial ran (experiment, space, dataset, results folder, cluster addres
 stderr; 130 interrupted before every trial finished (continue with --resume).
 
 examples:
-  snn-nas search                                   # the quick experiment, ~10 min on 2 cores
+  snn-nas search                                   # the quick experiment: about 3 minutes on 2 CPU cores
   snn-nas search quick --num-samples 4 --name try  # a shorter run in results/try/
   snn-nas search --resume                          # continue results/quick/ after a crash
   snn-nas search cifar10 --address auto --results-dir /shared/results

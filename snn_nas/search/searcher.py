@@ -128,14 +128,15 @@ def check_sampler_study(directory: Path, name: str) -> None:
     try:
         with warnings_quiet():
             storage = sampler_storage(directory)
-            names = [s.study_name for s in optuna.get_all_studies(storage)]
+            names = list(optuna.get_all_study_names(storage))
     except Exception as exc:
         reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
         raise SearchError(
             f"{path}: the samplers' study of this search cannot be read ({type(exc).__name__}: {reason}); move the "
             "file away to resume with fresh samplers (finished trials are kept), or start a new search with --name"
         ) from None
-    if names and sampler_study_name(directory, name) not in names:
+    ours = {sampler_study_name(directory, n) for n in (name, f"{name}.stage1")}  # .stage1: a one-shot search
+    if names and not ours & set(names):
         raise SearchError(f"{path}: holds no samplers' study of search {name!r} (it has {names[:3]})")
 
 
