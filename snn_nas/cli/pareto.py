@@ -14,12 +14,18 @@ HELP = "show the Pareto front (accuracy vs SOPs/energy/params/T) of a search; wr
 DESCRIPTION = """\
 Show the Pareto front of a search's results: accuracy (maximised) against a cost (minimised).
 
-Reads RESULTS_DIR/trials.parquet (works while the search is still running); only trials with
-status 'ok' are placed. The front is the non-dominated set of all placed trials, baselines
-(presets) included, sorted by accuracy descending: its 'rank' column (0 = most accurate) is what
-'snn-nas retrain --rank K' takes. The hypervolume is that of the search trials only (baselines
-excluded), in raw units (accuracy fraction x cost), against the experiment's declared
-reference_point (experiment.yaml / search.json), else accuracy 0 and 1.1 x the largest cost.
+Reads RESULTS_DIR/trials.parquet (works while the search is still running). The rows placed are
+those the front rule admits, the same rule as the search's live display, retrain and the Optuna
+study: status 'ok', a standalone training (not a supernet estimate), finite accuracy and cost,
+spiking on the SOP axis, feasible, and above chance level (1/classes + 2 points); the others are
+counted with their reason and drawn as grey crosses. One architecture is one point (a warm-start
+trial and the baseline of the same design are placed once, named as the seed design). The front
+is the non-dominated set of the placed rows, baselines included, sorted by accuracy descending:
+its 'rank' column (0 = most accurate) is what 'snn-nas retrain --rank K' takes. The hypervolume
+is that of the search trials only (baselines excluded), in raw units (accuracy fraction x cost),
+against the experiment's declared reference_point (experiment.yaml / search.json), else 1.1 x
+the largest cost; its accuracy is chance level (a declared one below chance is raised to it).
+Trials are counted as the search counts them: search trials, plus the baselines, named as such.
 
 Baselines: each seed preset the experiment lists is reported as dominated by the search front
 or not, with the accuracy margin of the best search trial at equal or lower cost (in points);

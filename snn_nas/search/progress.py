@@ -1,8 +1,11 @@
 """Live progress of a search in the terminal: trials done / running / failed and the current front.
 
-``SearchProgress`` keeps the counts and the finished rows; the driver feeds it events. On a
-terminal it redraws a rich ``Live`` panel; elsewhere (logs, CI, tests) it prints one line per
-finished trial. ``current_front``, ``status_counts`` and ``status_summary`` are pure functions
+``SearchProgress`` keeps the counts and the finished rows; the driver feeds it events. It prints
+one line per finished trial (id, status, objectives, the reason of a trial that did not train),
+on a terminal above a rich ``Live`` panel of the running trials and the current front, elsewhere
+(logs, CI, tests) as plain lines. The current front is the one ``snn-nas pareto`` reports
+(``current_front``: the rule of ``snn_nas.report.eligibility``, one point per architecture, seed
+designs named). ``current_front``, ``status_counts`` and ``status_summary`` are pure functions
 over result rows (tested on their own).
 """
 

@@ -5,7 +5,10 @@ written by the driver as each row is recorded, one Optuna trial per row (per tra
 architecture, baselines included), and holds only what a person should read:
 
 * the study's metric names are the experiment's objectives (``val_acc``, ``sops`` ...);
-* ``ok`` rows are COMPLETE with their real objective values; rows stopped early by the
+* ``ok`` rows are COMPLETE with their real objective values, unless the front rule of
+  ``snn_nas.report.eligibility`` keeps them off every front (chance level, a supernet estimate,
+  non-spiking on SOPs): those are PRUNED with the reason in ``not_on_front``, so that
+  optuna-dashboard's best trials are the front the other views show; rows stopped early by the
   scheduler are PRUNED; ``invalid`` (ruled out, not trained), ``silent`` (trained but never
   fired), ``failed`` and ``diverged`` rows are FAIL, with the reason in the ``error`` user
   attribute. No trial carries a placeholder value, and duplicate draws of the samplers never
@@ -16,6 +19,13 @@ architecture, baselines included), and holds only what a person should read:
 * user attributes: ``trial_id`` (the table's), ``key``, ``summary``, ``status``, ``error``,
   ``baseline`` and the costs (``sops``, ``macs``, ``energy_uj``, ``params``, ``time_steps``,
   ``firing_rate``).
+
+A trial is added RUNNING when Ray starts it (``start``) and finished when its row is recorded,
+so trials are numbered in the order they started and ``datetime_start`` / ``datetime_complete``
+are the trial's own start and finish (rows added later, e.g. after a resume, are dated from the
+table's ``started_at`` and ``finished_at``). A search trial that reused a baseline's result
+(``reused_from``: the warm-start trial of a seed design) is that baseline's trial, not a second
+one; the baseline's trial carries a ``note`` saying so.
 
 Parameters are the trial's sample (``{label: value}`` with the space's categorical choices); a
 baseline preset that is not a member of the space has none. Baselines appear with their

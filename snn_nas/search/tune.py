@@ -11,6 +11,12 @@ study is seeded with enqueued trials, handed out first and trained as normal tri
 designs that are members of the space (``warm_start``), then the best of a training-free
 pre-screen (``prescreen``, ``snn_nas.search.prescreen``).
 
+A baseline and a search trial of the same architecture (the warm-start trial of a seed design)
+are trained once: the search trial reuses the baseline's result (``reuse_records``: its curve
+reported epoch by epoch, so the scheduler sees the rungs), counts in the trial budget, and its
+row names the baseline trial in ``reused_from``. Baselines are handed out by a small searcher
+(``_Presets``), so that every trial id has one form.
+
 How a killed search resumes: the driver writes every finished trial to the table at once.
 ``--resume`` restores Ray's experiment (trial states and the searcher with its Optuna trials);
 trials Ray's last snapshot still shows running but the table holds are *replayed*: their
