@@ -123,3 +123,23 @@ def test_the_page_and_png_mark_rows_kept_off_the_front(tmp_path):
     page = draw_pareto_html(info, tmp_path / "p.html").read_text()
     assert "kept off the front (chance level" in page and "k2" in page
     assert draw_pareto_png(info, tmp_path / "p.png").stat().st_size > 0
+
+
+def test_the_search_summary_counts_like_pareto_and_warns_when_most_trials_are_at_chance():
+    from types import SimpleNamespace
+
+    from snn_nas.cli.search import summary_lines
+
+    experiment = SimpleNamespace(name="quick", metrics=["val_acc", "sops"], modes=["max", "min"])
+    rows = [
+        ok(val_acc=0.939, sops=691e3, num_classes=10, baseline="mlp_spe_micro", trial_id="b0", key="seed"),
+        ok(val_acc=0.939, sops=691e3, num_classes=10, trial_id="w0", key="seed", reused_from="b0"),
+        ok(val_acc=0.10, sops=967.0, num_classes=10, trial_id="c1", key="c1"),
+        ok(val_acc=0.10, sops=1200.0, num_classes=10, trial_id="c2", key="c2"),
+        ok(val_acc=0.11, sops=5.0, num_classes=10, trial_id="c3", key="c3", status="stopped"),
+    ]
+    text = "\n".join(summary_lines(experiment, rows, 12.0))
+    assert text.startswith("quick: 4 search trials (3 ok, 1 stopped) + 1 baseline (1 ok), 12 s")
+    assert "front of 1:" in text and "  seed  val_acc 93.90%, sops 691k  (seed design mlp_spe_micro)" in text
+    assert "kept off the front: 2 ok trial(s), at chance level" in text
+    assert "warning: 3 of 4 trained trials are at chance level at this fidelity" in text
