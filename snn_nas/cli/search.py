@@ -83,6 +83,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--num-cpus", type=int, default=None, metavar="N", help="CPUs of the local Ray instance (default: all)"
     )
+    parser.add_argument(
+        "--num-gpus", type=int, default=None, metavar="N",
+        help="GPUs of the local Ray instance (default: the GPUs Ray finds; trials take resources.gpus each, "
+        "e.g. 0.25 puts 4 trials on a GPU)",
+    )  # fmt: skip
     parser.add_argument("--no-progress", action="store_true", help="no live progress display")
     parser.add_argument("--verbose", action="store_true", help="show Ray's and Optuna's own logs")
 
@@ -111,7 +116,15 @@ def summary_lines(experiment, rows: list[dict], wall_s: float) -> list[str]:
 
     search, base = trial_counts(rows)
     front = current_front(rows, experiment.metrics, experiment.modes)
-    lines = [f"{experiment.name}: {counts_text(search, base)}, {wall_s:.0f} s", f"front of {len(front)}:"]
+    lines = [f"{experiment.name}: {counts_text(search, base)}, {wall_s:.0f} s"]
+    if getattr(experiment, "oneshot", None) is not None:  # a two-stage search: say what each stage did
+        from snn_nas.search.oneshot import is_stage1, is_stage2, verdicts
+
+        ranked, trained = sum(map(is_stage1, rows)), sum(map(is_stage2, rows))
+        lines.append(f"  one-shot: stage 1 ranked {ranked} architectures on the supernet; stage 2 trained {trained} "
+                     "standalone (only these stand on the front)")  # fmt: skip
+        lines += [f"  verdict on seed means: {v['line']}" for v in verdicts(experiment, rows)]
+    lines.append(f"front of {len(front)}:")
     for row in front[:5]:
         figures = ", ".join(f"{m} {format_metric(m, row.get(m))}" for m in experiment.metrics)
         design = f"  (seed design {row['seed_design']})" if row.get("seed_design") else ""
@@ -153,6 +166,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.num_cpus is not None and args.num_cpus < 1:
         raise SearchError(f"--num-cpus: {args.num_cpus} must be at least 1")
+    if args.num_gpus is not None and args.num_gpus < 0:
+        raise SearchError(f"--num-gpus: {args.num_gpus} must be 0 or more")
+    if args.num_gpus is not None and args.address:
+        raise SearchError("--num-gpus sizes a local Ray instance; a cluster (--address) has its own GPUs")
     experiment = _experiment(args)
     outcome = run_search(
         experiment,
@@ -163,6 +180,7 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         num_cpus=args.num_cpus,
         verbose=args.verbose,
+        num_gpus=args.num_gpus,
     )
     rows = outcome.table.to_dict("records")
     search_rows = outcome.search_rows()

@@ -24,6 +24,7 @@ pairs that have no row yet.
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from collections.abc import Mapping
@@ -46,6 +47,12 @@ def is_stage1(row: Mapping[str, Any]) -> bool:
 def is_stage2(row: Mapping[str, Any]) -> bool:
     """A standalone search row of a one-shot search (seed designs aside)."""
     return not row.get("baseline") and str(row.get("proxy") or "standalone") != "supernet"
+
+
+def trained_in_stage2(row: Mapping[str, Any], *, seed: int) -> bool:
+    """A row stage 2 trains: a standalone search row, or a seed design's row of another seed than
+    the search's own (its first row is trained before stage 1, with the search's seed)."""
+    return is_stage2(row) or (bool(row.get("baseline")) and row.get("seed") != seed)
 
 
 def _axes(experiment: Any) -> tuple[str, str]:
@@ -178,6 +185,7 @@ def _run_stage2(
 
     callback = _RecordTrials(directory, space, spec, f"{experiment.name} stage 2", total, experiment, show,
                              baselines=False)  # fmt: skip
+    callback.include = functools.partial(trained_in_stage2, seed=experiment.seed)
     tuner = tune.Tuner(
         _trainable(space, spec, {}, {}),
         tune_config=tune.TuneConfig(

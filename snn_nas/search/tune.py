@@ -188,6 +188,7 @@ class _RecordTrials(tune.Callback):
         self._started: dict[str, float] = {}  # trial id -> Unix time Ray started it
         self.reuse: dict[str, dict[str, Any]] = {}  # key -> baseline row a search trial reuses
         self.warm_keys: set[str] = set()  # keys of the warm-start designs (a baseline of one is reused)
+        self.include: Callable[[Mapping[str, Any]], bool] | None = None  # this run's rows (else: by baseline)
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_store": None, "_progress": None, "_study": None}
@@ -200,8 +201,9 @@ class _RecordTrials(tune.Callback):
             self.title, self.total, self.metrics, self.modes, enabled=self.show, baselines=self.baselines
         )
         rows = self._store.rows()
-        self._progress.add_existing([r for r in rows if bool(r.get("baseline")) == self.baselines])
-        self._progress.add_existing([r for r in rows if bool(r.get("baseline")) != self.baselines], context=True)
+        ours = self.include or (lambda r: bool(r.get("baseline")) == self.baselines)
+        self._progress.add_existing([r for r in rows if ours(r)])
+        self._progress.add_existing([r for r in rows if not ours(r)], context=True)
         self._progress.__enter__()
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
@@ -432,6 +434,7 @@ def _run_trials(
         directory, space, spec, experiment.name, experiment.trials, experiment, show, baselines=False
     )
     callback.reuse = reuse
+    callback.include = include
     restored = resume and tune.Tuner.can_restore(str(path)) and any(path.glob("experiment_state-*.json"))
     if restored:
         replay = {tid: {k: v for k, v in row.items() if k in RECORD_KEYS} for tid, row in finished.items()}
