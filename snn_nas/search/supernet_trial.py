@@ -22,7 +22,7 @@ import torch
 from snn_nas.errors import SnnNasError
 
 _LOADED: dict[str, tuple[tuple[int, int], Any]] = {}
-_CALIBRATION: dict[tuple[str, str, int], list[torch.Tensor]] = {}
+_CALIBRATION: dict[tuple[str, str], tuple[Any, list[torch.Tensor]]] = {}
 
 
 def supernet_settings(spec: Any) -> Any:
@@ -55,10 +55,11 @@ def cached_supernet(path: str) -> Any:
 def _calibration(path: str, data: Any, settings: Any, device: torch.device) -> list[torch.Tensor]:
     from snn_nas.supernet.evaluate import calibration_images
 
-    key = (path, str(device), id(data.train))
-    if key not in _CALIBRATION:
-        _CALIBRATION[key] = calibration_images(data, settings, device)
-    return _CALIBRATION[key]
+    key = (path, str(device))
+    cached = _CALIBRATION.get(key)
+    if cached is None or cached[0] is not data.train:  # the same images for every architecture
+        cached = _CALIBRATION[key] = (data.train, calibration_images(data, settings, device))
+    return cached[1]
 
 
 def evaluate_on_supernet(

@@ -1,9 +1,10 @@
-"""Batches for supernet training and evaluation, straight from in-memory datasets.
+"""Batches for supernet training and evaluation: drawn by index, device-resident where they fit.
 
-Supernet steps are many and short, so images are gathered by index into one tensor instead of
-going through a ``DataLoader``: in-memory datasets without a per-item transform (``mnist5k``,
-``digits``, ``synthetic``) are sliced directly; other datasets are read item by item (their
-transform, e.g. CIFAR's augmentation, applies per item, drawing from torch's generator).
+Supernet steps are many and short, so the training part is held on the device where it fits
+(``snn_nas.data.resident``: uint8 where stored so, converted and augmented on the device in
+batch, with the part's own augmentation drawn from a seeded device generator); a batch is one
+gather. Parts that are not held as tensors (image folders) or do not fit are read item by item
+(their per-item transform augments there, drawing from torch's generator).
 """
 
 from __future__ import annotations
@@ -11,41 +12,45 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch.utils.data import ConcatDataset, Dataset, Subset
 
 
-def _stored(dataset: Dataset) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """``(images, labels)`` of a dataset that serves its stored tensors unchanged, else None."""
-    from snn_nas.data.base import LazyDataset, TensorImageDataset
+class IndexedBatches:
+    """``batch(index) -> (x [B, C, S, S] float, y [B] int64)`` on ``device`` for a data set part.
 
-    if isinstance(dataset, LazyDataset):
-        return _stored(dataset.dataset)
-    if isinstance(dataset, TensorImageDataset) and dataset.transform is None:
-        return dataset.images, dataset.labels
-    if isinstance(dataset, Subset):
-        inner = _stored(dataset.dataset)
-        if inner is not None:
-            index = torch.as_tensor(list(dataset.indices), dtype=torch.long)
-            return inner[0][index], inner[1][index]
-    if isinstance(dataset, ConcatDataset):
-        parts = [_stored(d) for d in dataset.datasets]
-        if all(p is not None for p in parts):
-            return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])  # type: ignore[index]
-    return None
+    ``seed`` seeds the on-device augmentation of a resident training part."""
+
+    def __init__(self, dataset: Any, device: torch.device | str, *, seed: int = 0, name: str = "data") -> None:
+        from snn_nas.data.resident import (
+            ResidentBatches,
+            device_budget,
+            make_augment_generator,
+            say_once,
+            tensor_source,
+        )
+
+        self.device = torch.device(device)
+        self.dataset = dataset
+        self.resident: ResidentBatches | None = None
+        source = tensor_source(dataset)
+        if source is not None and source.nbytes() <= device_budget(self.device):
+            augment = make_augment_generator(self.device, seed) if source.augment is not None else None
+            self.resident = ResidentBatches(source, self.device, 1, augment_generator=augment)
+        elif source is not None:
+            say_once(f"{name}: the supernet reads its images item by item (they do not fit the resident budget)")
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def batch(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.resident is not None:
+            return self.resident.batch(index.to(self.device))
+        items = [self.dataset[int(i)] for i in index]
+        x = torch.stack([image for image, _ in items]).to(self.device)
+        return x, torch.tensor([int(label) for _, label in items], device=self.device)
 
 
-def gather(dataset: Any, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Images ``[len(indices), C, H, W]`` and labels ``[len(indices)]`` of ``dataset`` at ``indices``."""
-    stored = _stored(dataset)
-    if stored is not None:
-        return stored[0][indices], stored[1][indices]
-    items = [dataset[int(i)] for i in indices]
-    return torch.stack([image for image, _ in items]), torch.tensor([int(label) for _, label in items])
-
-
-def dataset_tensors(dataset: Any) -> tuple[torch.Tensor, torch.Tensor]:
-    """Every image and label of ``dataset`` (its transform applied per item where it has one)."""
-    stored = _stored(dataset)
-    if stored is not None:
-        return stored
-    return gather(dataset, torch.arange(len(dataset)))
+def dataset_tensors(dataset: Any, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """Every image and label of ``dataset`` on ``device`` (its conversion and, for a training
+    part, its augmentation applied)."""
+    batches = IndexedBatches(dataset, device)
+    return batches.batch(torch.arange(len(batches)))

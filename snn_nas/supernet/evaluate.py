@@ -68,11 +68,25 @@ def recalibrate_batch_norm(model: nn.Module, batches: Iterable[torch.Tensor]) ->
 def calibration_images(data: object, config: SupernetConfig, device: torch.device) -> list[torch.Tensor]:
     """The fixed training images that recalibrate batch norm: ``bn_batches`` batches of
     ``bn_batch_size``, drawn without replacement with the supernet's seed."""
-    images, _ = dataset_tensors(data.train)  # type: ignore[attr-defined]
-    count = min(config.bn_batches * config.bn_batch_size, len(images))
-    order = torch.randperm(len(images), generator=torch.Generator().manual_seed(config.seed + 104729))[:count]
-    picked = images[order].to(device)
+    from snn_nas.supernet.data import IndexedBatches
+
+    train = IndexedBatches(data.train, device, seed=config.seed, name="calibration images")  # type: ignore[attr-defined]
+    count = min(config.bn_batches * config.bn_batch_size, len(train))
+    order = torch.randperm(len(train), generator=torch.Generator().manual_seed(config.seed + 104729))[:count]
+    picked, _ = train.batch(order)
     return [picked[i : i + config.bn_batch_size] for i in range(0, count, config.bn_batch_size)]
+
+
+_VALIDATION: list[tuple[object, str, tuple[torch.Tensor, torch.Tensor]]] = []
+
+
+def validation_tensors(data: object, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The validation part's images and labels on ``device`` (gathered once per process for the
+    last part asked for)."""
+    part = data.val  # type: ignore[attr-defined]
+    if not _VALIDATION or _VALIDATION[0][0] is not part or _VALIDATION[0][1] != str(device):
+        _VALIDATION[:] = [(part, str(device), dataset_tensors(part, device))]
+    return _VALIDATION[0][2]
 
 
 @torch.no_grad()
@@ -108,10 +122,10 @@ def evaluate_subnet(
     if time_steps is not None:
         model.time_steps = min(int(model.time_steps), int(time_steps))
     recalibrate_batch_norm(model, calibration if calibration is not None else calibration_images(data, config, device))
-    images, labels = dataset_tensors(data.val)  # type: ignore[attr-defined]
+    images, labels = validation_tensors(data, device)
     if config.val_images is not None:
         images, labels = images[: config.val_images], labels[: config.val_images]
-    acc, loss = classify(model, images.to(device), labels.to(device), config.eval_batch_size)
+    acc, loss = classify(model, images, labels, config.eval_batch_size)
     if not math.isfinite(loss):
         loss = math.nan
     return SubnetEvaluation(model.eval(), acc, loss, len(images), time.perf_counter() - started)

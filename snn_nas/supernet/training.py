@@ -41,7 +41,7 @@ from snn_nas.genotype import Genotype
 from snn_nas.supernet.bounds import SupernetBounds, SupernetError
 from snn_nas.supernet.checkpoint import CHECKPOINT, check_metadata, read_supernet_state, save_supernet
 from snn_nas.supernet.config import SupernetConfig
-from snn_nas.supernet.data import gather
+from snn_nas.supernet.data import IndexedBatches
 from snn_nas.supernet.evaluate import calibration_images, evaluate_subnet
 from snn_nas.supernet.model import Supernet
 from snn_nas.supernet.sampling import SubnetSampler, constraint_filter
@@ -163,7 +163,7 @@ def train_supernet(
         extremes=config.extremes,
         largest=config.largest,
     )
-    train = data.training_set()
+    train = IndexedBatches(data.training_set(), dev, seed=config.seed, name="supernet training part")
     n = len(train)
     global_batch = config.batch_size * worker.world_size
     steps = max(1, n // global_batch)
@@ -191,7 +191,7 @@ def train_supernet(
             totals = torch.zeros(config.subnets_per_step, dtype=torch.float64)
             for step in range(steps):
                 batch = order[step * global_batch : (step + 1) * global_batch][worker.rank :: worker.world_size]
-                x, y = gather(train, batch)
+                x, y = train.batch(batch)
                 subnets = sampler.step(epoch, step, sandwich=config.sandwich, random_subnets=config.random_subnets)
                 optimizer.zero_grad(set_to_none=True)
                 losses = sandwich_step(
