@@ -279,9 +279,10 @@ def test_current_front_by_hand():
     ]
     # non-spiking rows have no place on the SOP axis (pareto compares them on energy)
     snn_mlp = row("n", val_acc=0.95, sops=0.0, macs=1e6, time_steps=1, baseline="snn_mlp_micro")
-    assert current_front([snn_mlp, row("a", val_acc=0.9, sops=100.0)], ["val_acc", "sops"], ["max", "min"])[0][
-        "trial_id"
-    ] == "a"
+    assert (
+        current_front([snn_mlp, row("a", val_acc=0.9, sops=100.0)], ["val_acc", "sops"], ["max", "min"])[0]["trial_id"]
+        == "a"
+    )
 
 
 def test_progress_counts_and_lines(tmp_path):
