@@ -1,5 +1,16 @@
 """Process-level CPU performance settings, applied only when called (never at import).
 
+OpenMP threads that wait (``passive_omp_wait``). torch runs its CPU kernels on an OpenMP thread
+pool; GNU OpenMP's default lets a thread that reaches the end of a parallel region *spin* for a
+while before it sleeps. On a machine whose cores are busy with other work (a search's other
+trials, another user) a spinning thread takes a core from the thread everybody is waiting for,
+and every parallel region waits for its slowest, descheduled thread. Measured on the 2-core
+machine of this project with a load average of 11: a training step of ``mlp_spe_micro`` (batch
+50) took 14.9 s with 2 spinning threads, 1.14 s with 1 thread, and 0.24 s with 2 threads that
+sleep (``OMP_WAIT_POLICY=PASSIVE``); that is why ``snn-nas retrain`` was several times slower per
+image than a 1-thread search trial. The policy is read when the OpenMP runtime starts (when
+torch is imported), so it is set by the command line before anything imports torch.
+
 On Linux, glibc's ``malloc`` serves allocations above a (dynamic) threshold with fresh ``mmap``
 pages and returns freed memory at the top of the heap to the OS once it exceeds the trim
 threshold. A training step allocates and frees many activation tensors of a few MB; with the
@@ -12,6 +23,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import os
 import sys
 
 _M_TRIM_THRESHOLD = -1
@@ -35,3 +47,16 @@ def tune_cpu_allocator(mmap_threshold: int = _MAX_MMAP_THRESHOLD, trim_threshold
     ok = mallopt(_M_MMAP_THRESHOLD, int(min(mmap_threshold, _MAX_MMAP_THRESHOLD)))
     ok &= mallopt(_M_TRIM_THRESHOLD, int(min(trim_threshold, 2**31 - 1)))
     return bool(ok)
+
+
+OMP_WAIT_ENV = "OMP_WAIT_POLICY"
+
+
+def passive_omp_wait() -> bool:
+    """Let idle OpenMP threads sleep instead of spinning (``OMP_WAIT_POLICY=PASSIVE``), unless the
+    user set the variable. Takes effect only before torch is imported (returns whether it did);
+    child processes (Ray workers) inherit it."""
+    if OMP_WAIT_ENV in os.environ:
+        return False
+    os.environ[OMP_WAIT_ENV] = "PASSIVE"
+    return "torch" not in sys.modules

@@ -52,8 +52,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     if args.command in ("search", "train", "retrain", "audit", "profile", "supernet"):
-        from snn_nas.perf import tune_cpu_allocator
+        from snn_nas.perf import passive_omp_wait, tune_cpu_allocator
 
+        passive_omp_wait()  # before torch loads: waiting OpenMP threads sleep (see snn_nas/perf.py)
         tune_cpu_allocator()  # a process-wide malloc setting that saves page faults in training
     try:
         return int(args._run(args) or 0)
