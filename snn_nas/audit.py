@@ -75,11 +75,17 @@ COLUMNS = (
     "wall_s",
     "fidelity",
     "summary",
+    "supernet_val_acc",
+    "supernet_sops",
+    "proxy_source",
 )
 """``audit.parquet``: one row per audited architecture. ``proxy_*`` are the search's figures;
 ``val_acc`` / ``test_acc`` / ``sops`` those of the high-fidelity model (``val_acc`` on the
 held-out part, ``test_acc`` on the test part, ``sops`` per image on the search's calibration
-batch); ``sahd`` the SAHD score of the untrained model; ``fidelity`` the TrainConfig JSON."""
+batch); ``sahd`` the SAHD score of the untrained model; ``fidelity`` the TrainConfig JSON. A
+two-stage search's audit adds ``supernet_val_acc`` / ``supernet_sops`` (the stage-1 estimate) and
+``proxy_source`` (``stage2``: the proxy figures are stage 2's seed means; ``audit``: the audit
+trained the architecture at the proxy too); see ``snn_nas.audit_oneshot``."""
 
 
 class AuditError(SnnNasError, ValueError):
@@ -373,7 +379,8 @@ class AuditStore:
         import pandas as pd
 
         frame = pd.DataFrame([_clean(r) for r in self._rows.values()], columns=list(COLUMNS))
-        for name in ("proxy_val_acc", "proxy_sops", "val_acc", "test_acc", "sops", "sahd", "wall_s"):
+        for name in ("proxy_val_acc", "proxy_sops", "val_acc", "test_acc", "sops", "sahd", "wall_s",
+                     "supernet_val_acc", "supernet_sops"):  # fmt: skip
             frame[name] = pd.to_numeric(frame[name], errors="coerce").astype("float64")
         for name in ("params", "time_steps", "epochs"):
             frame[name] = pd.to_numeric(frame[name], errors="coerce").astype("Int64")
@@ -395,9 +402,10 @@ def load_audit(results_dir: str | Path) -> Any | None:
 def audit_report(rows: Sequence[Mapping[str, Any]], *, fidelity: Mapping[str, Any], proxy: Mapping[str, Any],
                  sample: int, wall_s: float) -> dict[str, Any]:  # fmt: skip
     """``audit.json``: the statistics plus what was compared."""
+    from snn_nas.audit_oneshot import supernet_statistics
     from snn_nas.jsonutil import finite_or_null
 
-    stats = audit_statistics(rows)
+    stats = {**audit_statistics(rows), **supernet_statistics(rows)}
     counts: dict[str, int] = {}
     for row in rows:
         counts[str(row.get("status"))] = counts.get(str(row.get("status")), 0) + 1

@@ -208,6 +208,8 @@ def full_fidelity_config(
             fidelity = json.loads(fidelity)
         except json.JSONDecodeError as exc:
             raise RetrainError(f"the trial's fidelity column is not valid JSON: {exc}") from None
+    if isinstance(fidelity, dict):  # a one-shot trial records how it used the supernet beside its TrainConfig
+        fidelity = {k: v for k, v in fidelity.items() if k != "oneshot"}
     base = TrainConfig.from_dict(fidelity) if fidelity else TrainConfig()
     changes: dict[str, Any] = {
         "subset": 1.0,

@@ -186,6 +186,13 @@ def test_a_two_stage_search_end_to_end(tmp_path):
     assert again.returncode == 0, again.stderr
     assert len(load_results(folder)) == len(table)
     assert (folder / "supernet" / "supernet.pt").stat().st_mtime_ns == stamp
+    # the audit measures the supernet's ranking against standalone training, at both fidelities
+    audit = snn_nas("audit", str(folder), "--sample", "4", "--epochs", "2", "--num-cpus", "2", "--json")
+    assert audit.returncode == 0, audit.stderr
+    report = json.loads((folder / "audit" / "audit.json").read_text())
+    for name in ("kendall_tau_supernet", "kendall_tau_supernet_proxy", "front_recall_supernet", "kendall_tau_params"):
+        assert name in report
+    assert report["n_kendall_tau_supernet"] >= 3
 
 
 def test_data_parallel_supernet_training_through_ray_train(tmp_path):
@@ -200,3 +207,36 @@ def test_data_parallel_supernet_training_through_ray_train(tmp_path):
     _, state = load_supernet(tmp_path / "r" / "os" / "supernet" / "supernet.pt")
     assert state["epoch"] == 1 and len(state["history"]) == 1
     assert "supernet trained: 1 epochs" in done.stdout
+
+
+# ---------------------------------------------------------------------------- the audit of a two-stage search
+def test_the_two_stage_audit_sample_and_statistics_on_a_hand_made_table():
+    import pandas as pd
+
+    from snn_nas.audit_oneshot import is_two_stage, supernet_statistics, two_stage_sample
+
+    stage1 = [row(k, acc, sops, genotype="{}", fidelity="{}") for k, acc, sops in
+              [("a", 0.9, 100.0), ("b", 0.8, 50.0), ("c", 0.7, 20.0), ("d", 0.6, 10.0), ("e", 0.5, 5.0)]]  # fmt: skip
+    stage2 = [row("a", 0.92, 110.0, proxy="standalone", seed=0), row("a", 0.90, 110.0, proxy="standalone", seed=1),
+              row("b", 0.85, 55.0, proxy="standalone", seed=0)]  # fmt: skip
+    table = pd.DataFrame([*stage1, *stage2, row("base", 0.95, 1.0, proxy="standalone", baseline="seed")])
+    assert is_two_stage(table) and not is_two_stage(table[table["proxy"] != "supernet"])
+    sample = two_stage_sample(table, 4)
+    by_key = {r["key"]: r for r in sample}
+    assert list(by_key) == ["a", "b", "c", "e"]  # stage 2 first, then a spread over the supernet's ranking
+    assert by_key["a"]["val_acc"] == pytest.approx(0.91) and by_key["a"]["proxy_seeds"] == 2
+    assert by_key["a"]["supernet_val_acc"] == 0.9 and not by_key["a"]["needs_proxy"]
+    assert by_key["e"]["needs_proxy"] and by_key["e"]["proxy_source"] == "audit" and by_key["e"]["val_acc"] is None
+    # audited rows: the supernet ranks a > b > c > e; standalone high fidelity says a > c > b > e
+    audited = [
+        {"status": "ok", "supernet_val_acc": s, "supernet_sops": c, "proxy_val_acc": p, "proxy_sops": c,
+         "val_acc": v, "sops": c, "params": prm}
+        for s, p, v, c, prm in [(0.9, 0.91, 0.95, 100.0, 4), (0.8, 0.85, 0.80, 50.0, 3), (0.7, 0.80, 0.90, 20.0, 2),
+                                (0.5, 0.60, 0.50, 5.0, 1)]
+    ]  # fmt: skip
+    stats = supernet_statistics(audited)
+    assert stats["kendall_tau_supernet_proxy"] == pytest.approx(1.0)
+    assert stats["kendall_tau_supernet"] == pytest.approx(4 / 6)  # one discordant pair of six
+    assert stats["front_recall_supernet"] == pytest.approx(1.0) and stats["n_kendall_tau_supernet"] == 4
+    assert stats["kendall_tau_params_proxy"] == pytest.approx(1.0)
+    assert supernet_statistics([{k: v for k, v in r.items() if not k.startswith("supernet")} for r in audited]) == {}

@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from search_quality import SEED_DESIGN, hypervolume, normalise, seed_design  # noqa: E402
+from search_quality import hypervolume, normalise, seed_design
 
 REPO = Path(__file__).resolve().parents[2]
 BUDGETS = (1, 4)
@@ -96,20 +96,19 @@ def run(strategy: str, seed: int, budget: int, seconds: float, results: Path) ->
     print(f"[{experiment.name}] {seconds:.0f} s", file=sys.stderr, flush=True)
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
     started = time.time()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "snn_nas.cli.main", "search", str(path), "--results-dir", str(results),
-         "--no-progress"],
-        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=open(folder.parent / f"{experiment.name}.log", "w"),
-    )  # fmt: skip
-    try:
-        proc.wait(timeout=seconds)
-    except subprocess.TimeoutExpired:
-        proc.send_signal(signal.SIGINT)  # Ctrl-C: finished rows are in the table already
+    command = [sys.executable, "-m", "snn_nas.cli.main", "search", str(path), "--results-dir", str(results),
+               "--no-progress"]  # fmt: skip
+    with (folder.parent / f"{experiment.name}.log").open("w") as log:
+        proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=log)
         try:
-            proc.wait(timeout=120)
+            proc.wait(timeout=seconds)
         except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            proc.send_signal(signal.SIGINT)  # Ctrl-C: finished rows are in the table already
+            try:
+                proc.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
     info = {"name": experiment.name, "started": started, "budget_s": seconds, "wall_s": time.time() - started,
             "returncode": proc.returncode, "done": True}  # fmt: skip
     meta.write_text(json.dumps(info))
@@ -198,9 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         regret_mean=("regret", "mean"), regret_std=("regret", "std"), hv_mean=("hv", "mean"),
         dominates=("dominates_seed_design", "sum"), runs=("seed", "count"), standalone_ok=("standalone_ok", "mean"),
     )  # fmt: skip
-    table["regret_vs_random"] = [
-        row.regret_mean / random.get(budget, np.nan) for (budget, _), row in table.iterrows()
-    ]
+    table["regret_vs_random"] = [row.regret_mean / random.get(budget, np.nan) for (budget, _), row in table.iterrows()]
     print(f"union front HV {hv_union:.4f}; base budget {args.base_seconds:.0f} s; seeds {args.seeds}")
     print(table.to_string(float_format=lambda v: f"{v:.4f}"))
     print(f"wrote {args.out / 'oneshot_quality.csv'}")

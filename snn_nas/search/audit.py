@@ -48,7 +48,7 @@ def audit_one(row: Mapping[str, Any], config: dict[str, Any], costs: Mapping[str
     """Train one sampled row's architecture at ``config`` and measure it (no Ray here)."""
     import torch
 
-    from snn_nas.costs import EnergyModel, measure_costs
+    from snn_nas.costs import measure_costs
     from snn_nas.genotype import Genotype
     from snn_nas.search.trial import calibration_batch
     from snn_nas.training import TrainConfig, load_config_data, train_model
@@ -61,6 +61,9 @@ def audit_one(row: Mapping[str, Any], config: dict[str, Any], costs: Mapping[str
         "on_front": bool(row.get("on_front")),
         "proxy_val_acc": row.get("val_acc"),
         "proxy_sops": row.get("sops"),
+        "supernet_val_acc": row.get("supernet_val_acc"),
+        "supernet_sops": row.get("supernet_sops"),
+        "proxy_source": row.get("proxy_source"),
         "summary": row.get("summary"),
         "fidelity": json.dumps(config, sort_keys=True),
         "status": "failed",
@@ -78,18 +81,34 @@ def audit_one(row: Mapping[str, Any], config: dict[str, Any], costs: Mapping[str
             device
         )
         out["sahd"] = sahd(untrained, images) if genotype.is_spiking else None
+        if row.get("needs_proxy"):  # a two-stage search's stage-1 architecture: train it at the proxy too
+            proxy_config = TrainConfig.from_dict(proxy_fidelity(row.get("fidelity")))
+            proxy = train_model(genotype, proxy_config, device=device, progress=False, data=data.without_test())
+            if proxy.ok:
+                proxy_costs = measure_costs(proxy.model, images, energy=_energy(costs))
+                out.update(proxy_val_acc=proxy.val_acc, proxy_sops=proxy_costs.sops)
         result = train_model(genotype, train_config, device=device, progress=False, data=data, evaluate_test=True)
         out.update(status=result.status, error=result.error, epochs=result.epochs, time_steps=result.time_steps)
         if result.ok:
-            energy = EnergyModel(
-                **{k: float(v) for k, v in costs.items() if k in ("energy_per_sop_pj", "energy_per_mac_pj")}
-            )
-            report = measure_costs(result.model, images, energy=energy)
+            report = measure_costs(result.model, images, energy=_energy(costs))
             out.update(val_acc=result.val_acc, test_acc=result.test_acc, sops=report.sops, params=report.params)
     except Exception as exc:  # one architecture that cannot train does not stop the audit
         out["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
     out["wall_s"] = time.perf_counter() - started
     return out
+
+
+def _energy(costs: Mapping[str, Any]) -> Any:
+    from snn_nas.costs import EnergyModel
+
+    return EnergyModel(**{k: float(v) for k, v in costs.items() if k in ("energy_per_sop_pj", "energy_per_mac_pj")})
+
+
+def proxy_fidelity(fidelity: Any) -> dict[str, Any]:
+    """The standalone proxy ``TrainConfig`` fields of a row's ``fidelity`` (JSON), without what a
+    one-shot trial records beside them (``oneshot``)."""
+    data = json.loads(fidelity) if isinstance(fidelity, str) else dict(fidelity or {})
+    return {k: v for k, v in data.items() if k != "oneshot"}
 
 
 def _stored_experiment(root: Path) -> dict[str, Any]:
@@ -129,7 +148,9 @@ def run_audit(
 
     root = Path(results_dir)
     trials = load_trials(root)
-    rows = audit_sample(trials, sample)
+    from snn_nas.audit_oneshot import is_two_stage, two_stage_sample
+
+    rows = two_stage_sample(trials, sample) if is_two_stage(trials) else audit_sample(trials, sample)
     experiment = _stored_experiment(root)
     resources = experiment.get("resources") or {}
     cpus, gpus = float(resources.get("cpus", 1) or 1), float(resources.get("gpus", 0) or 0)
@@ -177,7 +198,7 @@ def run_audit(
                     print(f"  [{finished}/{len(todo)}] {key}: {figure}", file=sys.stderr, flush=True)
     current = set(wanted.values())
     audited = [r for r in store.rows() if row_id(r) in current]
-    proxy = json.loads(rows[0]["fidelity"]) if isinstance(rows[0].get("fidelity"), str) else {}
+    proxy = proxy_fidelity(rows[0].get("fidelity"))
     report = audit_report(
         audited,
         fidelity=configs[rows[0]["key"]].to_dict(),
