@@ -62,9 +62,9 @@ def finished_epochs(path: Path, metadata: dict[str, Any], settings: Any) -> int 
         return None
     state = read_supernet_state(path)
     check_metadata(state.get("metadata"), metadata, path)
-    if state["config"] != settings.to_dict():
-        stored = state["config"] if isinstance(state["config"], dict) else {}
-        differ = sorted(k for k, v in settings.to_dict().items() if stored.get(k) != v)
+    stored = state["config"] if isinstance(state["config"], dict) else {}
+    differ = sorted(k for k, v in settings.training_dict().items() if stored.get(k) != v)
+    if differ:
         raise SupernetError(
             f"supernet checkpoint {path} was trained with other settings ({', '.join(differ)}); "
             "delete it (or use another --results-dir) to train with these"

@@ -17,6 +17,8 @@ from typing import Any
 from snn_nas.supernet.bounds import SupernetError
 
 OPTIMIZERS = ("sgd", "adamw")
+EVALUATION_FIELDS = ("bn_batches", "bn_batch_size", "eval_batch_size", "val_images", "finetune_steps", "finetune_lr")
+"""Settings of how a sub-network is evaluated, not of how the supernet is trained."""
 
 
 @dataclass(frozen=True)
@@ -38,7 +40,8 @@ class SupernetConfig:
     Evaluation of one architecture: ``bn_batches`` batches of ``bn_batch_size`` training images
     recalibrate every batch norm (fixed images, the same for every architecture), then
     ``val_images`` validation images (None: all) are classified in batches of
-    ``eval_batch_size``.
+    ``eval_batch_size``; with ``finetune_steps`` > 0 the inherited weights are first adapted by
+    that many AdamW steps (lr ``finetune_lr``) on fixed training batches.
     """
 
     epochs: int = 6
@@ -62,10 +65,12 @@ class SupernetConfig:
     bn_batch_size: int = 100
     eval_batch_size: int = 250
     val_images: int | None = None
+    finetune_steps: int = 0
+    finetune_lr: float = 0.002
 
     def __post_init__(self) -> None:
         for name in ("lr", "momentum", "weight_decay", "warmup_epochs", "label_smoothing", "grad_clip",
-                     "distill_temperature"):  # fmt: skip
+                     "distill_temperature", "finetune_lr"):  # fmt: skip
             value = getattr(self, name)
             if isinstance(value, int) and not isinstance(value, bool):
                 object.__setattr__(self, name, float(value))
@@ -83,6 +88,8 @@ class SupernetConfig:
         _int("bn_batches", self.bn_batches, 0, 100_000)
         _int("bn_batch_size", self.bn_batch_size, 1, 1_000_000)
         _int("eval_batch_size", self.eval_batch_size, 1, 1_000_000)
+        _int("finetune_steps", self.finetune_steps, 0, 100_000)
+        _real("finetune_lr", self.finetune_lr, 0.0, None, low_open=True)
         if self.val_images is not None:
             _int("val_images", self.val_images, 1, 10**9)
         if self.optimizer not in OPTIMIZERS:
@@ -118,6 +125,11 @@ class SupernetConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def training_dict(self) -> dict[str, Any]:
+        """The settings that shape the trained weights (a checkpoint is resumed or reused only
+        when they match); the evaluation settings may change between uses."""
+        return {k: v for k, v in asdict(self).items() if k not in EVALUATION_FIELDS}
 
     @classmethod
     def from_dict(cls, data: Any, where: str = "supernet") -> SupernetConfig:

@@ -6,7 +6,9 @@ recomputes them: the model is extracted (``Supernet.subnet``), every ``BatchNorm
 fed ``bn_batches`` batches of training images in training mode with a cumulative average
 (``momentum=None``), everything else in eval mode (no stochastic depth). The calibration images
 are the same fixed ones for every architecture (drawn with the supernet's seed), so evaluations
-compare like with like. Then ``val_images`` validation images are classified.
+compare like with like. With ``finetune_steps`` the inherited weights are first adapted by that
+many AdamW steps on fixed training batches (a few-shot evaluation; the statistics are then
+recalibrated again). Then ``val_images`` validation images are classified.
 """
 
 from __future__ import annotations
@@ -103,6 +105,24 @@ def classify(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch
     return correct / n, loss / n
 
 
+def finetune(model: nn.Module, data: object, config: SupernetConfig, device: torch.device) -> None:
+    """``config.finetune_steps`` AdamW steps (lr ``config.finetune_lr``, batches of
+    ``config.batch_size`` training images drawn with the supernet's seed, the same for every
+    architecture) on the inherited weights: a few-shot adaptation before the measurement."""
+    from snn_nas.supernet.data import IndexedBatches
+
+    train = IndexedBatches(data.train, device, seed=config.seed, name="fine-tuning images")  # type: ignore[attr-defined]
+    generator = torch.Generator().manual_seed(config.seed + 7)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.finetune_lr, weight_decay=0.0)
+    model.train()
+    for _ in range(config.finetune_steps):
+        x, y = train.batch(torch.randperm(len(train), generator=generator)[: config.batch_size])
+        optimizer.zero_grad(set_to_none=True)
+        F.cross_entropy(model(x).float(), y).backward()
+        optimizer.step()
+    model.eval()
+
+
 def evaluate_subnet(
     net: Supernet,
     genotype: Genotype,
@@ -121,7 +141,11 @@ def evaluate_subnet(
     model = net.subnet(genotype, device=device)
     if time_steps is not None:
         model.time_steps = min(int(model.time_steps), int(time_steps))
-    recalibrate_batch_norm(model, calibration if calibration is not None else calibration_images(data, config, device))
+    calibration = calibration if calibration is not None else calibration_images(data, config, device)
+    recalibrate_batch_norm(model, calibration)
+    if config.finetune_steps:
+        finetune(model, data, config, device)
+        recalibrate_batch_norm(model, calibration)
     images, labels = validation_tensors(data, device)
     if config.val_images is not None:
         images, labels = images[: config.val_images], labels[: config.val_images]

@@ -298,7 +298,7 @@ def _resume(path: Path, net: Supernet, optimizer: torch.optim.Optimizer, schedul
     if state["bounds"] != bounds.to_dict():
         raise SupernetError(f"cannot resume from {path}: it holds a supernet of other bounds (another space or data)")
     stored = state["config"] if isinstance(state["config"], dict) else {}
-    differ = sorted(k for k, v in config.to_dict().items() if stored.get(k) != v)
+    differ = sorted(k for k, v in config.training_dict().items() if stored.get(k) != v)
     if differ:
         details = ", ".join(f"{k}: {stored.get(k)!r} -> {getattr(config, k)!r}" for k in differ)
         raise SupernetError(f"cannot resume from {path}: the supernet settings differ ({details})")
