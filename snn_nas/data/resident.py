@@ -262,7 +262,7 @@ class ResidentBatches:
 
     def __len__(self) -> int:
         n = len(self.labels)
-        return n // self.batch_size if self.drop_last and n >= self.batch_size else math.ceil(n / self.batch_size)
+        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
 
     def order(self) -> torch.Tensor:
         """This epoch's order of the images ``[N]`` (draws from ``generator`` when shuffling)."""
