@@ -46,8 +46,6 @@ class AuditRun:
 
 def audit_one(row: Mapping[str, Any], config: dict[str, Any], costs: Mapping[str, Any], gpus: float) -> dict[str, Any]:
     """Train one sampled row's architecture at ``config`` and measure it (no Ray here)."""
-    import torch
-
     from snn_nas.costs import measure_costs
     from snn_nas.genotype import Genotype
     from snn_nas.search.trial import calibration_batch
@@ -72,7 +70,10 @@ def audit_one(row: Mapping[str, Any], config: dict[str, Any], costs: Mapping[str
     try:
         genotype = Genotype.from_json(str(row["genotype"]))
         train_config = TrainConfig.from_dict(dict(config))
-        device = torch.device("cuda" if gpus > 0 and torch.cuda.is_available() else "cpu")
+        from snn_nas.training.devices import share_gpu, trial_device
+
+        device = trial_device(gpus)  # CUDA when asked for and present (Ray's GPU is cuda:0), else the CPU
+        share = share_gpu(device, gpus)  # caps this task's CUDA memory at its GPU share
         data = load_config_data(train_config)
         images = calibration_batch(data, int(costs.get("calibration_images", 64))).to(device)
         from snn_nas.builder import build_model
@@ -83,11 +84,15 @@ def audit_one(row: Mapping[str, Any], config: dict[str, Any], costs: Mapping[str
         out["sahd"] = sahd(untrained, images) if genotype.is_spiking else None
         if row.get("needs_proxy"):  # a two-stage search's stage-1 architecture: train it at the proxy too
             proxy_config = TrainConfig.from_dict(proxy_fidelity(row.get("fidelity")))
-            proxy = train_model(genotype, proxy_config, device=device, progress=False, data=data.without_test())
+            proxy = train_model(
+                genotype, proxy_config, device=device, progress=False, data=data.without_test(), memory_share=share
+            )
             if proxy.ok:
                 proxy_costs = measure_costs(proxy.model, images, energy=_energy(costs))
                 out.update(proxy_val_acc=proxy.val_acc, proxy_sops=proxy_costs.sops)
-        result = train_model(genotype, train_config, device=device, progress=False, data=data, evaluate_test=True)
+        result = train_model(
+            genotype, train_config, device=device, progress=False, data=data, evaluate_test=True, memory_share=share
+        )
         out.update(status=result.status, error=result.error, epochs=result.epochs, time_steps=result.time_steps)
         if result.ok:
             report = measure_costs(result.model, images, energy=_energy(costs))
