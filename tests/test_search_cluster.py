@@ -119,7 +119,7 @@ def test_search_on_a_cluster_started_with_ray_start_and_a_token(head, tmp_path):
     done, pid = snn_nas(env, tmp_path, "search", "cluster.yaml", "--address", "auto", "--results-dir",
                         str(results), "--no-progress", "--no-baselines")  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "cluster: 1 trials (1 ok)" in done.stdout
+    assert "cluster: 1 search trial (1 ok)" in done.stdout
     assert "gcs_client" not in done.stderr and "Traceback" not in done.stderr, done.stderr
     table = load_results(results / "cluster")
     assert list(table["status"]) == ["ok"] and table["node"].iloc[0]
