@@ -214,14 +214,14 @@ def test_resume_without_its_fingerprint_after_the_space_was_edited_is_refused(tm
 
 
 def test_a_search_started_without_baselines_resumes_without_them(tmp_path):
-    from snn_nas.search.tune import _ran_without_baselines
+    from snn_nas.search.layout import ran_without_baselines
 
     _, directory, _ = _prepared(tmp_path)
-    assert not _ran_without_baselines(directory)  # nothing ran yet: the baselines come first
+    assert not ran_without_baselines(directory)  # nothing ran yet: the baselines come first
     ResultStore(directory).record({"trial_id": "t0", "status": "ok", "key": "k", "val_acc": 0.5, "sops": 1.0})
-    assert _ran_without_baselines(directory)  # search rows and no baseline run: started with --no-baselines
+    assert ran_without_baselines(directory)  # search rows and no baseline run: started with --no-baselines
     (directory / "ray" / "baselines").mkdir(parents=True)
-    assert not _ran_without_baselines(directory)
+    assert not ran_without_baselines(directory)
 
 
 def test_warm_start_presets_outside_the_space_are_said_and_unknown_ones_fail_first(tmp_path, capsys):

@@ -252,3 +252,15 @@ def check_address(address: str, timeout_s: float = 10.0) -> None:
             f"--address {address}: no Ray cluster answers there ({exc}); on a node of the cluster pass --address "
             "auto, else the head node's address as 'ray start --head' printed it, or start one with 'ray start --head'"
         ) from None
+
+
+def ran_without_baselines(directory: Path) -> bool:
+    """A folder whose search began with its sampled trials (a Ray run or search rows) without ever
+    starting the baselines' run: it was started with ``--no-baselines``, and a ``--resume`` keeps
+    them out."""
+    if (directory / RAY_DIR / BASELINE_RUN).exists():
+        return False
+    rows = ResultStore(directory).rows()
+    if any(r.get("baseline") for r in rows):
+        return False
+    return bool(rows) or (directory / RAY_DIR / SEARCH_RUN).exists()

@@ -71,6 +71,22 @@ def warm_start_samples(
     return out
 
 
+def warm_start_keys(experiment: Any, space: Any) -> set[str]:
+    """Keys of the warm-start presets that the space holds (``warm_start_samples``, mutants aside):
+    a baseline of one of them is reused by the warm-start trial instead of training it twice."""
+    from snn_nas.presets import get_preset
+
+    if experiment.warm_start == "none":
+        return set()
+    names = experiment.baselines if experiment.warm_start == "baselines" else experiment.warm_start
+    keys = set()
+    for name in names:
+        genotype = get_preset(name)
+        if genotype.family == space.family and space.contains(genotype):
+            keys.add(space.decode(space.encode(genotype)).key())
+    return keys
+
+
 def warm_start_outside(experiment: Any, space: Any) -> list[tuple[str, str]]:
     """``(preset, reason)`` of the presets a ``warm_start`` list names that the space does not hold
     (skipped, and said so; ``warm_start: baselines`` takes the members among the baselines, as

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
 from snn_nas.search.experiment import Experiment, ExperimentError
@@ -150,6 +151,22 @@ def enqueue_first(study: optuna.Study, samples: Iterable[Mapping[str, Any]], sou
             study.enqueue_trial(dict(sample), user_attrs={"enqueued_by": source}, skip_if_exists=True)
             count += 1
     return count
+
+
+class PresetSearcher(Searcher):
+    """Hands out ``{param: name}`` once per baseline preset, so that baseline trials get trial ids
+    of the same form as the sampled trials (Ray's grid search would name them ``<hash>_00000``)."""
+
+    def __init__(self, param: str, names: list[str]) -> None:
+        super().__init__()
+        self._param = param
+        self._todo = list(names)
+
+    def suggest(self, trial_id: str) -> dict | None:
+        return {self._param: self._todo.pop(0)} if self._todo else Searcher.FINISHED
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        pass
 
 
 class SnnOptunaSearch(OptunaSearch):

@@ -15,7 +15,7 @@ A baseline and a search trial of the same architecture (the warm-start trial of 
 are trained once: the search trial reuses the baseline's result (``reuse_records``: its curve
 reported epoch by epoch, so the scheduler sees the rungs), counts in the trial budget, and its
 row names the baseline trial in ``reused_from``. Baselines are handed out by a small searcher
-(``_Presets``), so that every trial id has one form.
+(``searcher.PresetSearcher``), so that every trial id has one form.
 
 How a killed search resumes: the driver writes every finished trial to the table at once.
 ``--resume`` restores Ray's experiment (trial states and the searcher with its Optuna trials);
@@ -41,7 +41,7 @@ from typing import Any
 import ray
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler, TrialScheduler
-from ray.tune.search import ConcurrencyLimiter, Searcher
+from ray.tune.search import ConcurrencyLimiter
 
 from snn_nas.search.cluster import check_gpu_share, check_resources, environment, gpus_for_trials, ray_session
 from snn_nas.search.experiment import Experiment
@@ -51,12 +51,15 @@ from snn_nas.search.layout import (
     SEARCH_RUN,
     SearchRun,
     prepare_directory,
+    ran_without_baselines,
     search_directory,
 )
 from snn_nas.search.preflight import check_before_ray
+from snn_nas.search.prescreen import warm_start_keys
 from snn_nas.search.progress import SearchProgress
 from snn_nas.search.results import ResultStore, parse_curve
 from snn_nas.search.searcher import (
+    PresetSearcher,
     SnnOptunaSearch,
     check_sampler_study,
     close_sampler_study,
@@ -141,21 +144,6 @@ def _sample_key(space: Any, sample: Mapping[str, Any]) -> str | None:
         return space.decode(dict(sample)).key()
     except Exception:  # an invalid sample is evaluated (and recorded as invalid) by run_trial
         return None
-
-
-class _Presets(Searcher):
-    """Hands out one config per baseline preset, so that baseline trials get trial ids of the
-    same form as the sampled trials (Ray's grid search would name them ``<hash>_00000``)."""
-
-    def __init__(self, names: list[str]) -> None:
-        super().__init__()
-        self._todo = list(names)
-
-    def suggest(self, trial_id: str) -> dict | None:
-        return {BASELINE_PARAM: self._todo.pop(0)} if self._todo else Searcher.FINISHED
-
-    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
-        pass
 
 
 def _trial_dirname(trial: Any) -> str:
@@ -319,11 +307,13 @@ def _run_baselines(experiment: Experiment, directory: Path, space: Any, spec: Tr
         return True
     title = f"{experiment.name} baselines"
     callback = _RecordTrials(directory, space, spec, title, len(experiment.baselines), experiment, show, baselines=True)
-    callback.warm_keys = _warm_start_keys(experiment, space)
+    callback.warm_keys = warm_start_keys(experiment, space)
     tuner = tune.Tuner(
         _trainable(space, spec, {}),
         tune_config=tune.TuneConfig(
-            search_alg=ConcurrencyLimiter(_Presets(todo), max_concurrent=experiment.max_concurrent),
+            search_alg=ConcurrencyLimiter(
+                PresetSearcher(BASELINE_PARAM, todo), max_concurrent=experiment.max_concurrent
+            ),
             num_samples=len(todo),
             reuse_actors=True,
             trial_dirname_creator=_trial_dirname,
@@ -332,21 +322,6 @@ def _run_baselines(experiment: Experiment, directory: Path, space: Any, spec: Tr
     )
     grid = tuner.fit()
     return grid.num_terminated + grid.num_errors >= len(todo)
-
-
-def _warm_start_keys(experiment: Experiment, space: Any) -> set[str]:
-    """Keys of the warm-start presets that the space holds (``prescreen.warm_start_samples``, mutants aside)."""
-    from snn_nas.presets import get_preset
-
-    if experiment.warm_start == "none":
-        return set()
-    names = experiment.baselines if experiment.warm_start == "baselines" else experiment.warm_start
-    keys = set()
-    for name in names:
-        genotype = get_preset(name)
-        if genotype.family == space.family and space.contains(genotype):
-            keys.add(space.decode(space.encode(genotype)).key())
-    return keys
 
 
 def _scheduler(experiment: Experiment, finished: list[dict[str, Any]]) -> TrialScheduler | None:
@@ -490,17 +465,6 @@ def _reseed_scheduler(tuner: Any, experiment: Experiment, finished: list[dict[st
         config.scheduler = scheduler
 
 
-def _ran_without_baselines(directory: Path) -> bool:
-    """A folder whose search began with its sampled trials (a Ray run or search rows) without ever
-    starting the baselines' run: started with ``--no-baselines``."""
-    if (directory / RAY_DIR / BASELINE_RUN).exists():
-        return False
-    rows = ResultStore(directory).rows()
-    if any(r.get("baseline") for r in rows):
-        return False
-    return bool(rows) or (directory / RAY_DIR / SEARCH_RUN).exists()
-
-
 def run_search(
     experiment: Experiment,
     *,
@@ -550,7 +514,7 @@ def run_search(
 
     for name, reason in warm_start_outside(experiment, space):  # said before anything trains
         print(f"warm start: {name} skipped ({reason})", file=sys.stderr, flush=True)
-    if resume and baselines and experiment.baselines and _ran_without_baselines(directory):
+    if resume and baselines and experiment.baselines and ran_without_baselines(directory):
         baselines = False
         if progress:
             print("resume: the search was started with --no-baselines; the baselines stay out", file=sys.stderr)
