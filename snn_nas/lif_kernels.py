@@ -186,8 +186,9 @@ _STATE: dict[str, object] = {}
 def use_compile(enabled: bool | None) -> None:
     """Compile the kernels with ``torch.compile`` in this process (``True``), run them eagerly
     (``False``), or follow the environment variable ``SNN_NAS_LIF_COMPILE=1`` (``None``, the
-    default: eager unless it is set). Compiling costs ~10 s per new (T, settings) the first time
-    and makes the neuron several times faster; worth it for long training runs."""
+    default: eager unless it is set). Compiling costs ~10 s or more per new (T, settings) the
+    first time; measured in a whole ``mlp_spe_t`` train step on a 2-core CPU it did not pay
+    (1738 against 1627 ms CPU time eager, ``docs/gpus.md``), so eager stays the default."""
     _STATE["enabled"] = enabled
 
 

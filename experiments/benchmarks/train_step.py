@@ -3,13 +3,16 @@
     python experiments/benchmarks/train_step.py                   # mlp_spe_t, 32 px, batch 32, T=4
     python experiments/benchmarks/train_step.py --backend spikingjelly --steps 5
     python experiments/benchmarks/train_step.py --compile-lif --tune-allocator --profile
+    python experiments/benchmarks/train_step.py --reference       # the plain reference (reference_mixer.py)
 
 One step = forward of ``[B, 3, S, S]`` images (direct encoding over T steps), cross-entropy,
 backward, SGD (momentum 0.9) update. Prints images/s (median step), the achieved GFLOP/s =
 6 x dense forward MACs of the batch over all T steps / median step time (2 flops per MAC, x3 for
 forward + backward), and that figure as a fraction of the GFLOP/s of a 2048 x 2048 float32
 matmul measured in the same process between the steps (2 n^3 flops per matmul). ``--profile`` prints the
-``torch.profiler`` table of one step.
+``torch.profiler`` table of one step. ``--reference`` times ``reference_mixer.ReferenceMLPSPE``
+(a plain spikingjelly implementation of ``mlp_spe_t``, same parameters) instead of our model.
+``make_step`` and ``interleaved_times`` are shared with ``throughput.py``.
 """
 
 from __future__ import annotations
@@ -17,8 +20,47 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from collections.abc import Callable
 
 import torch
+
+
+def make_step(
+    model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, amp: torch.dtype | None = None
+) -> Callable[[], None]:
+    """One SGD training step of ``model`` on the batch (``amp``: autocast dtype or None)."""
+    model.train()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    device = images.device.type
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(device, dtype=amp or torch.float32, enabled=amp is not None):
+            logits = model(images)
+        torch.nn.functional.cross_entropy(logits.float(), labels).backward()
+        optimizer.step()
+        if images.is_cuda:
+            torch.cuda.synchronize(images.device)
+
+    return step
+
+
+def interleaved_times(
+    steps: dict[str, Callable[[], None]], repeats: int, warmup: int = 2
+) -> dict[str, tuple[list[float], list[float]]]:
+    """Wall and process-CPU seconds of each step, ``repeats`` times, round by round (A B A B ...)
+    so that load from other processes hits them alike, after ``warmup`` untimed calls each."""
+    for step in steps.values():
+        for _ in range(warmup):
+            step()
+    out: dict[str, tuple[list[float], list[float]]] = {name: ([], []) for name in steps}
+    for _ in range(repeats):
+        for name, step in steps.items():
+            wall, cpu = time.perf_counter(), time.process_time()
+            step()
+            out[name][0].append(time.perf_counter() - wall)
+            out[name][1].append(time.process_time() - cpu)
+    return out
 
 
 class MatmulReference:
@@ -57,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compile-lif", action="store_true", help="torch.compile the LIF kernels")
     parser.add_argument("--tune-allocator", action="store_true", help="snn_nas.perf.tune_cpu_allocator() first")
     parser.add_argument("--profile", action="store_true", help="print a torch.profiler table of one step")
+    parser.add_argument("--reference", action="store_true", help="time the plain reference implementation")
     args = parser.parse_args(argv)
 
     from snn_nas import lif_kernels
@@ -78,17 +121,18 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(module, LIF):
             module.backend = args.backend
     params, macs_per_step = count_params_macs(model, args.image_size, 3)
-    model.train()
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    if args.reference:
+        from reference_mixer import ReferenceMLPSPE, check_same_parameters
+
+        if args.preset != "mlp_spe_t":
+            parser.error("--reference: the reference implements mlp_spe_t only")
+        reference = ReferenceMLPSPE(num_classes=args.classes, image_size=args.image_size, time_steps=args.time_steps)
+        check_same_parameters(reference, model)
+        model, args.backend = reference, "spikingjelly LIFNode (plain reference)"
     gen = torch.Generator().manual_seed(0)
     images = torch.rand(args.batch, 3, args.image_size, args.image_size, generator=gen)
     labels = torch.randint(0, args.classes, (args.batch,), generator=gen)
-
-    def step() -> None:
-        optimizer.zero_grad(set_to_none=True)
-        loss = torch.nn.functional.cross_entropy(model(images), labels)
-        loss.backward()
-        optimizer.step()
+    step = make_step(model, images, labels)
 
     start = time.perf_counter()
     for _ in range(args.warmup):

@@ -337,11 +337,14 @@ def make_batches(
                 generator=generator,
                 augment_generator=augment_generator,
             )
-        say_once(
-            f"{name}: {need / 2**20:.0f} MiB of images do not fit the resident-data budget on {device} "
-            f"({budget / 2**20:.0f} MiB: {RESIDENT_FRACTION:g} of the trial's memory share, or "
-            f"{BUDGET_ENV}); batches come from a DataLoader instead (slower on a GPU)"
-        )
+        if budget == 0 and os.environ.get(BUDGET_ENV, "").strip():
+            say_once(f"{BUDGET_ENV}=0: resident data is off; batches come from a DataLoader")
+        else:
+            say_once(
+                f"{name}: {need / 2**20:.0f} MiB of images do not fit the resident-data budget on {device} "
+                f"({budget / 2**20:.0f} MiB: {RESIDENT_FRACTION:g} of the trial's memory share, or "
+                f"{BUDGET_ENV}); batches come from a DataLoader instead (slower on a GPU)"
+            )
     workers = dict(num_workers=num_workers, persistent_workers=num_workers > 0)
     return DataLoader(
         dataset,
