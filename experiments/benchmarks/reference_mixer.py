@@ -19,8 +19,10 @@ spiking-MLP code bases:
 * no fused fast paths: no own LIF kernel, no matmul forms of small convolutions.
 
 It has exactly the parameter tensors of ``build_model(get_preset("mlp_spe_t"))`` at the same
-image size and class count (``check_same_parameters`` asserts the count and the shapes), so the
-two models do the same arithmetic; only the implementation differs. It is *not* the authors'
+image size and class count (``check_same_parameters`` asserts the count and the shapes), and with
+our model's weights copied in (``copy_weights``) it computes the same logits (measured: identical,
+max difference 0.0, for ``mlp_spe_t`` and ``mlp_spe_micro`` in train and eval mode), so the two
+models do the same arithmetic; only the implementation differs. It is *not* the authors'
 code, and a figure "x times the reference" means "x times this plain implementation".
 """
 
@@ -182,3 +184,14 @@ def check_same_parameters(reference: nn.Module, model: nn.Module) -> int:
             f"tensors, the model {count} in {len(ours)}: not the same architecture"
         )
     return count
+
+
+def copy_weights(model: nn.Module, reference: nn.Module) -> None:
+    """Load ``model``'s state (parameters and BN statistics) into ``reference``, entry by entry in
+    definition order (both define their layers in the order of the paper's description). With
+    the weights copied the two compute the same logits (``tests/test_benchmarks_reference.py``:
+    identical for ``mlp_spe_micro`` in train and eval mode; also checked for ``mlp_spe_t``)."""
+    ours, theirs = list(model.state_dict().items()), list(reference.state_dict().items())
+    if len(ours) != len(theirs) or any(a.shape != b.shape for (_, a), (_, b) in zip(ours, theirs, strict=True)):
+        raise ValueError("the reference's state entries do not line up with the model's")
+    reference.load_state_dict({name: value for (name, _), (_, value) in zip(theirs, ours, strict=True)})
