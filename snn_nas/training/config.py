@@ -25,7 +25,8 @@ class TrainConfig:
     Recipe: ``optimizer`` (``sgd`` | ``adamw``), ``lr`` (peak, after ``warmup_epochs`` of linear
     warm-up, then cosine decay to 0 per step), ``momentum`` (SGD), ``weight_decay``,
     ``label_smoothing``, ``grad_clip`` (max global grad norm; None: off), ``amp`` (mixed
-    precision, CUDA only), ``seed``.
+    precision: bfloat16 autocast on CUDA where supported, else float16 with loss scaling; on the
+    CPU only with ``SNN_NAS_CPU_AMP=bf16``; see ``snn_nas.training.loops.amp_dtype``), ``seed``.
     Fidelity (proxies): ``subset`` (fraction of the training split, drawn by ``seed``),
     ``image_size`` (None: the dataset's own), ``epochs``, ``batch_size``, ``max_time_steps``
     (cap on the genotype's T; None: no cap), ``max_batches_per_epoch`` (None: all).
