@@ -49,9 +49,21 @@ class CompiledModel(nn.Module):
             try:
                 return self._compiled(x)
             except Exception as exc:  # backend failures come in many types
-                self.failed = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+                self.failed = _reason(exc)
                 warnings.warn(f"torch.compile failed ({self.failed}); the model runs eagerly", stacklevel=2)
         return self.model(x)
+
+
+def _reason(exc: BaseException) -> str:
+    """``Type: first line`` of ``exc`` and of its root cause (a compiler's own error)."""
+    root = exc
+    for _ in range(10):  # a chain, never a cycle, but stay bounded
+        inner = root.__cause__ or getattr(root, "inner_exception", None)
+        if inner is None:
+            break
+        root = inner
+    lines = [f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0]}" for e in dict.fromkeys((exc, root))]
+    return "; ".join(lines)
 
 
 def compiled(model: nn.Module, flag: bool | None = None, **options: object) -> nn.Module:
