@@ -48,6 +48,21 @@ RANDOM_AFTER_DUPLICATES = 3  # after this many duplicate draws of the sampler, d
 RULED_OUT = ("invalid", "silent")  # told to the samplers as worst-case results
 
 
+class PicklableNSGAII(optuna.samplers.NSGAIISampler):
+    """Optuna's NSGA-II sampler, picklable: Optuna 5 gives it a ``threading.Lock``, and Ray Tune
+    pickles its searcher (with the sampler) into the experiment state. The lock is dropped when
+    pickled and a new one made when unpickled."""
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_thread_lock"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        import threading
+
+        self.__dict__.update(state)
+        self._thread_lock = threading.Lock()
+
+
 def make_sampler(experiment: Experiment) -> optuna.samplers.BaseSampler:
     """The Optuna sampler of the experiment, seeded (constraints reach it through the trials)."""
     options: dict[str, Any] = dict(experiment.sampler_options)
@@ -55,7 +70,7 @@ def make_sampler(experiment: Experiment) -> optuna.samplers.BaseSampler:
         options.setdefault("population_size", max(4, min(50, experiment.trials // 4)))
     classes = {
         "tpe": optuna.samplers.TPESampler,
-        "nsga2": optuna.samplers.NSGAIISampler,
+        "nsga2": PicklableNSGAII,
         "gp": optuna.samplers.GPSampler,
         "random": optuna.samplers.RandomSampler,
     }
