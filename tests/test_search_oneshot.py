@@ -240,3 +240,17 @@ def test_the_two_stage_audit_sample_and_statistics_on_a_hand_made_table():
     assert stats["front_recall_supernet"] == pytest.approx(1.0) and stats["n_kendall_tau_supernet"] == 4
     assert stats["kendall_tau_params_proxy"] == pytest.approx(1.0)
     assert supernet_statistics([{k: v for k, v in r.items() if not k.startswith("supernet")} for r in audited]) == {}
+
+
+def test_the_audit_says_how_the_supernet_ranked():
+    from snn_nas.cli.audit import summary_lines
+
+    report = {"n": 12, "front_members": 4, "high_fidelity": {"epochs": 10}, "kendall_tau": 0.8,
+              "kendall_tau_supernet_proxy": 0.36, "n_kendall_tau_supernet_proxy": 12,
+              "ci95_kendall_tau_supernet_proxy": [-0.08, 0.69], "kendall_tau_supernet": 0.18,
+              "n_kendall_tau_supernet": 12, "front_recall_supernet": 0.5, "front_recall_supernet_proxy": None}  # fmt: skip
+    text = "\n".join(summary_lines(report))
+    assert "supernet ranking" in text and "vs the proxy: tau 0.36 [-0.08, 0.69] (n=12)" in text
+    assert "vs 10 epochs: tau 0.18 (no interval: too few) (n=12)" in text and "front recall 0.50" in text
+    assert "supernet ranking" not in "\n".join(summary_lines({**report, "kendall_tau_supernet": None,
+                                                              "kendall_tau_supernet_proxy": None}))  # fmt: skip

@@ -103,6 +103,19 @@ def summary_lines(report: dict) -> list[str]:
         f"  front recall {'-' if recall is None else f'{recall:.2f}'} (n={report['n']}); top-1 regret "
         + ("-" if regret is None else f"{100 * regret:.2f} points")
     )
+    if report.get("kendall_tau_supernet") is not None or report.get("kendall_tau_supernet_proxy") is not None:
+        recall, recall_proxy = report.get("front_recall_supernet"), report.get("front_recall_supernet_proxy")
+        recall = "-" if recall is None else f"{recall:.2f}"
+        recall_proxy = "-" if recall_proxy is None else f"{recall_proxy:.2f}"
+        lines += [
+            "  supernet ranking (a two-stage search's stage 1) against standalone training:",
+            f"    vs the proxy: tau {stat('kendall_tau_supernet_proxy')}, best third "
+            f"{stat('kendall_tau_supernet_proxy_top')}, front recall "
+            f"{recall_proxy}; parameters tau {stat('kendall_tau_params_proxy')}",
+            f"    vs {report['high_fidelity'].get('epochs')} epochs: tau {stat('kendall_tau_supernet')}, best third "
+            f"{stat('kendall_tau_supernet_top')}, front recall {recall}; "
+            f"parameters tau {stat('kendall_tau_params')}",
+        ]
     if report.get("small_n"):
         lines.append(
             f"warning: only {report['n']} architectures compared (fewer than 10): one swapped pair moves tau by "
