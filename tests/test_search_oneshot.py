@@ -248,7 +248,8 @@ def test_the_audit_says_how_the_supernet_ranked():
     report = {"n": 12, "front_members": 4, "high_fidelity": {"epochs": 10}, "kendall_tau": 0.8,
               "kendall_tau_supernet_proxy": 0.36, "n_kendall_tau_supernet_proxy": 12,
               "ci95_kendall_tau_supernet_proxy": [-0.08, 0.69], "kendall_tau_supernet": 0.18,
-              "n_kendall_tau_supernet": 12, "front_recall_supernet": 0.5, "front_recall_supernet_proxy": None}  # fmt: skip
+              "n_kendall_tau_supernet": 12, "front_recall_supernet": 0.5,
+              "front_recall_supernet_proxy": None}  # fmt: skip
     text = "\n".join(summary_lines(report))
     assert "supernet ranking" in text and "vs the proxy: tau 0.36 [-0.08, 0.69] (n=12)" in text
     assert "vs 10 epochs: tau 0.18 (no interval: too few) (n=12)" in text and "front recall 0.50" in text
