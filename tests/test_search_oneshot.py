@@ -51,6 +51,31 @@ def test_stage2_candidates_take_the_top_a_spread_and_the_neighbours_of_each_seed
     assert stage2_candidates([], top=3, spread=3) == []
 
 
+def test_the_neighbours_of_a_seed_design_are_the_best_estimates_in_its_cost_band_and_warm_starts_join():
+    rows = [
+        row("cheap", 0.60, 10.0),  # the whole front: it dominates every other row
+        row("far", 0.58, 100.0),  # below the band [150, 300]
+        row("mid", 0.40, 250.0),  # the best estimate in the band, although off the front
+        row("midlow", 0.35, 200.0),
+        row("seed", 0.45, 300.0),  # the warm-start design: not its own neighbour
+        row("big", 0.50, 1000.0),  # above the band (300, 600]
+    ]
+    picked = stage2_candidates(rows, top=1, spread=0, near_baselines=1, seeds=2, base_seed=5,
+                               baseline_costs={"seed_design": 300.0}, warm_keys=["seed"])  # fmt: skip
+    by_key = {c.key: c for c in picked}
+    assert set(by_key) == {"cheap", "mid", "seed"}
+    assert by_key["mid"].reasons == ("near seed_design",) and by_key["mid"].seeds == (5, 6)
+    assert by_key["seed"].reasons == ("warm start",) and by_key["seed"].seeds == (5,)
+    # a wider band reaches "far", which is estimated better than "mid"
+    wide = stage2_candidates(rows, top=0, spread=0, near_baselines=1, seeds=2, baseline_costs={"seed_design": 300.0},
+                             near_band=4.0)  # fmt: skip
+    assert [c.key for c in wide] == ["far", "big"]
+    # an empty side of the band falls back to the nearest front member on that side
+    sparse = stage2_candidates([row("cheap", 0.60, 10.0), row("big", 0.70, 2000.0)], top=0, spread=0,
+                               near_baselines=1, baseline_costs={"seed_design": 300.0})  # fmt: skip
+    assert [c.key for c in sparse] == ["cheap", "big"]
+
+
 def test_seed_means_and_the_verdict_on_a_seed_design():
     rows = [
         {"key": "base", "val_acc": 0.90, "sops": 100.0},
@@ -73,6 +98,8 @@ def test_seed_means_and_the_verdict_on_a_seed_design():
     [
         ({"stage2": {"seeds": 0}}, "oneshot.stage2.seeds"),
         ({"stage2": {"init": "warm"}}, "oneshot.stage2.init"),
+        ({"stage2": {"near_band": 1.0}}, "oneshot.stage2.near_band"),
+        ({"stage2": {"near_band": float("nan")}}, "oneshot.stage2.near_band"),
         ({"stage2": {"top": 0, "spread": 0, "near_baselines": 0}}, "stage 2 would train nothing"),
         ({"supernet": {"bn_batches": -1}}, "oneshot.supernet: bn_batches"),
         ({"supernet": {"sandwich": False}}, "distill"),

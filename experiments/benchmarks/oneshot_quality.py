@@ -53,7 +53,7 @@ REPO = Path(__file__).resolve().parents[2]
 BUDGETS = (1, 4)
 ONESHOT_SCALES: dict[int, dict[str, Any]] = {
     1: {"epochs": 1, "trials": 40, "top": 2, "spread": 1, "near_baselines": 1},
-    4: {"epochs": 3, "trials": 200, "top": 4, "spread": 4, "near_baselines": 1},
+    4: {"epochs": 3, "trials": 200, "top": 4, "spread": 4, "near_baselines": 2},
 }
 """Per budget (a multiple of the default search's time): the one-shot run's supernet epochs,
 stage-1 architectures and stage-2 candidates (the rest of experiments/oneshot.yaml as shipped)."""

@@ -10,7 +10,8 @@ designs' baseline rows.
    Tune trial (``snn_nas.search.supernet_trial``): rows with ``proxy: supernet``, Ray run
    ``ray/stage1``, Optuna studies ``<name>.stage1``. These rows never stand on a front.
 2. **Stage 2**: the candidates of ``snn_nas.search.selection.stage2_candidates`` (top of stage 1's
-   front, a spread along it, the points next to each seed design) train standalone at the
+   front, a spread along it, the best estimates next to each seed design's cost, the warm-start
+   designs, whose seed design's baseline result is reused as in the default search) train standalone at the
    experiment's ``fidelity``, from scratch or from the supernet's weights (``stage2.init``); the
    ones next to a seed design with ``stage2.seeds`` seeds, and each spiking seed design gets as
    many seeds. Rows with ``proxy: standalone``, Ray run ``ray/stage2``: the reported front.
@@ -93,7 +94,7 @@ def run_two_stages(
     if not _run_trials(stage1, directory, space, stage1_spec, resume, show, run=STAGE1_RUN, include=is_stage1):
         return False
     rows = ResultStore(directory).rows()
-    candidates = select_candidates(experiment, rows)
+    candidates = select_candidates(experiment, rows, space)
     todo, total = stage2_configs(experiment, space, rows, candidates)
     _say(show, f"stage 2: {len(candidates)} candidates from the supernet's front, {total} standalone trainings "
                f"({total - len(todo)} done)")  # fmt: skip
@@ -101,16 +102,19 @@ def run_two_stages(
     if experiment.oneshot.stage2.init == "inherit":
         inherit = {**settings.to_dict(), "init": "inherit", "checkpoint": oneshot["checkpoint"]}
         stage2_spec = replace(spec, oneshot=tuple(sorted(inherit.items())))
-    complete = _run_stage2(experiment, directory, space, stage2_spec, todo, total, show) if todo else True
+    reuse = stage2_reuse(experiment, rows, stage2_spec, candidates)
+    complete = _run_stage2(experiment, directory, space, stage2_spec, todo, total, show, reuse) if todo else True
     summary = write_summary(experiment, directory, supernet, candidates, ResultStore(directory).rows())
     for line in summary["verdict_lines"]:
         _say(show, line)
     return complete
 
 
-def select_candidates(experiment: Any, rows: list[dict[str, Any]]) -> list[Candidate]:
-    """The stage-2 candidates of the stage-1 rows in ``rows`` (``selection.stage2_candidates``)."""
+def select_candidates(experiment: Any, rows: list[dict[str, Any]], space: Any) -> list[Candidate]:
+    """The stage-2 candidates of the stage-1 rows in ``rows`` (``selection.stage2_candidates``),
+    the warm-start designs of ``space`` among them."""
     from snn_nas.report.eligibility import dataset_classes
+    from snn_nas.search.prescreen import warm_start_keys
 
     x, y = _axes(experiment)
     settings = experiment.oneshot.stage2
@@ -118,7 +122,21 @@ def select_candidates(experiment: Any, rows: list[dict[str, Any]]) -> list[Candi
         [r for r in rows if is_stage1(r)], x=x, y=y, top=settings.top, spread=settings.spread,
         near_baselines=settings.near_baselines, seeds=settings.seeds, base_seed=experiment.seed,
         baseline_costs=baseline_costs(experiment, rows), num_classes=dataset_classes(experiment.dataset),
+        near_band=settings.near_band, warm_keys=sorted(warm_start_keys(experiment, space)),
     )  # fmt: skip
+
+
+def stage2_reuse(
+    experiment: Any, rows: list[dict[str, Any]], spec: Any, candidates: list[Candidate]
+) -> dict[str, dict[str, Any]]:
+    """``key -> baseline row`` whose result a stage-2 trial of a warm-start design reuses: the
+    seed design's row of the search's own seed, trained at stage 2's fidelity (the default
+    search's warm-start trial does the same, ``snn_nas.search.trial.reusable_baselines``)."""
+    from snn_nas.search.trial import reusable_baselines
+
+    warm = {c.key for c in candidates if "warm start" in c.reasons and c.seeds == (experiment.seed,)}
+    own_seed = [r for r in rows if r.get("baseline") and r.get("seed") == experiment.seed]
+    return {k: r for k, r in reusable_baselines(own_seed, spec).items() if k in warm}
 
 
 def baseline_costs(experiment: Any, rows: list[dict[str, Any]]) -> dict[str, float]:
@@ -139,31 +157,47 @@ def stage2_configs(
     experiment: Any, space: Any, rows: list[dict[str, Any]], candidates: list[Candidate]
 ) -> tuple[list[dict[str, Any]], int]:
     """``(todo, total)``: the stage-2 trial configurations without a row yet, and how many there
-    are in all. A configuration is a sample with its ``_seed``, or a seed design with its."""
-    from snn_nas.genotype import Genotype
+    are in all. A configuration is a sample with its ``_seed``, or a seed design with its. The
+    candidates next to a seed design and the warm-start designs come first: a search stopped
+    early still has what decides its verdict on the seed designs."""
     from snn_nas.search.tune import BASELINE_PARAM, SEED_PARAM
 
     by_id = {str(r["trial_id"]): r for r in rows}
     done_search = {(str(r.get("key")), r.get("seed")) for r in rows if is_stage2(r)}
     done_base = {(str(r.get("baseline")), r.get("seed")) for r in rows if r.get("baseline")}
-    todo, total = [], 0
-    for candidate in candidates:
-        sample = space.encode(Genotype.from_json(str(by_id[candidate.trial_id]["genotype"])))
-        for seed in candidate.seeds:
-            total += 1
-            if (candidate.key, seed) not in done_search:
-                todo.append({**sample, SEED_PARAM: seed})
+    first = [c for c in candidates if len(c.seeds) > 1 or "warm start" in c.reasons]  # they decide the verdict
+    configs: list[tuple[dict[str, Any], bool]] = []  # (configuration, done)
+    for candidate in first:
+        configs += _candidate_configs(space, by_id, candidate, done_search)
     seeds = experiment.oneshot.stage2.seeds
     for name in baseline_costs(experiment, rows):
         for seed in range(experiment.seed + 1, experiment.seed + seeds):
-            total += 1
-            if (name, seed) not in done_base:
-                todo.append({BASELINE_PARAM: name, SEED_PARAM: seed})
-    return todo, total
+            configs.append(({BASELINE_PARAM: name, SEED_PARAM: seed}, (name, seed) in done_base))
+    for candidate in (c for c in candidates if c not in first):
+        configs += _candidate_configs(space, by_id, candidate, done_search)
+    return [config for config, done in configs if not done], len(configs)
+
+
+def _candidate_configs(
+    space: Any, by_id: Mapping[str, Mapping[str, Any]], candidate: Candidate, done: set[tuple[str, Any]]
+) -> list[tuple[dict[str, Any], bool]]:
+    """``(configuration, done)`` of each of ``candidate``'s seeds (``stage2_configs``)."""
+    from snn_nas.genotype import Genotype
+    from snn_nas.search.tune import SEED_PARAM
+
+    sample = space.encode(Genotype.from_json(str(by_id[candidate.trial_id]["genotype"])))
+    return [({**sample, SEED_PARAM: seed}, (candidate.key, seed) in done) for seed in candidate.seeds]
 
 
 def _run_stage2(
-    experiment: Any, directory: Path, space: Any, spec: Any, todo: list[dict[str, Any]], total: int, show: bool
+    experiment: Any,
+    directory: Path,
+    space: Any,
+    spec: Any,
+    todo: list[dict[str, Any]],
+    total: int,
+    show: bool,
+    reuse: dict[str, dict[str, Any]],
 ) -> bool:
     from ray import tune
     from ray.tune.search import ConcurrencyLimiter, Searcher
@@ -186,8 +220,9 @@ def _run_stage2(
     callback = _RecordTrials(directory, space, spec, f"{experiment.name} stage 2", total, experiment, show,
                              baselines=False)  # fmt: skip
     callback.include = functools.partial(trained_in_stage2, seed=experiment.seed)
+    callback.reuse = reuse
     tuner = tune.Tuner(
-        _trainable(space, spec, {}, {}),
+        _trainable(space, spec, {}, reuse),
         tune_config=tune.TuneConfig(
             search_alg=ConcurrencyLimiter(FixedConfigs(), max_concurrent=experiment.max_concurrent),
             num_samples=len(todo),

@@ -10,7 +10,8 @@
       stage2:
         top: 4                  # the most accurate points of stage 1's front
         spread: 4               # more front points, evenly spread along log cost
-        near_baselines: 1       # front points next to each seed design's cost, on each side
+        near_baselines: 1       # best estimates next to each seed design's cost, on each side
+        near_band: 2.0          # ... within this cost ratio of the seed design
         seeds: 2                # training seeds of those (and of the seed designs)
         init: scratch           # scratch | inherit (start from the supernet's weights)
 
@@ -22,7 +23,7 @@ measure). Stage 2 trains the chosen front points as standalone trials at the exp
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from snn_nas.errors import SnnNasError
@@ -38,6 +39,7 @@ class Stage2:
     top: int = 4
     spread: int = 4
     near_baselines: int = 1
+    near_band: float = 2.0
     seeds: int = 2
     init: str = "scratch"
 
@@ -79,6 +81,10 @@ def parse_oneshot(source: str, value: Any, error: type[SnnNasError]) -> OneShot 
         number = getattr(stage2, name)
         if isinstance(number, bool) or not isinstance(number, int) or not low <= number <= 1000:
             raise error(f"{source}: oneshot.stage2.{name}: expected an integer in [{low}, 1000], got {number!r}")
+    band = stage2.near_band
+    if isinstance(band, bool) or not isinstance(band, int | float) or not 1.0 < band <= 1000.0:
+        raise error(f"{source}: oneshot.stage2.near_band: expected a cost ratio in (1, 1000], got {band!r}")
+    stage2 = replace(stage2, near_band=float(band))
     if stage2.top + stage2.spread + stage2.near_baselines == 0:
         raise error(f"{source}: oneshot.stage2: top, spread and near_baselines are all 0; stage 2 would train nothing")
     if stage2.init not in INITS:

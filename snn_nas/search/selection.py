@@ -10,9 +10,17 @@ estimate), the Pareto front of (``y`` max, ``x`` min) is taken and from it:
 2. ``spread``: ``spread`` more members closest to evenly spaced targets on ``log x`` between the
    front's cheapest and costliest member (targets at ``(i + 1/2) / spread`` of that range);
 3. ``near_baselines``: for every seed design of cost ``c_b`` (its standalone row), the
-   ``near_baselines`` members with the largest cost ``<= c_b`` and the ``near_baselines`` with the
-   smallest cost ``> c_b``: the architectures that decide whether the search beats the hand design
-   at its own cost. These train with ``seeds`` seeds; all others with one.
+   ``near_baselines`` best-estimated architectures (of all eligible rows, not only the front) in
+   the cost band ``[c_b / near_band, c_b]`` and as many in ``(c_b, c_b * near_band]``: the
+   architectures that decide whether the search beats the hand design at its own cost. The
+   supernet's estimates are compared only within the band, where its bias against large
+   sub-networks (they train less of their weights per step) matters least. Where a side of the
+   band is empty, the front members closest to ``c_b`` on that side stand in. These train with
+   ``seeds`` seeds; all others with one.
+4. ``warm_keys``: the warm-start designs that stage 1 evaluated (``warm_start``), whatever their
+   estimate, with one seed: stage 2 starts from them as the default search does, and reuses the
+   seed design's baseline result for them (``snn_nas.search.oneshot``) instead of training them
+   again.
 
 **Verdict on means** (``mean_verdict``). Proxy noise is a point or two of accuracy between
 trainings of one architecture, so a comparison with a seed design is made on the means over
@@ -89,9 +97,12 @@ def stage2_candidates(
     base_seed: int = 0,
     baseline_costs: Mapping[str, float] | None = None,
     num_classes: int | None = None,
+    near_band: float = 2.0,
+    warm_keys: Sequence[str] = (),
 ) -> list[Candidate]:
     """The stage-2 candidates of the stage-1 ``rows`` (module docstring), in the order chosen."""
-    front = front_of(_eligible(rows, x, y, num_classes), x, y)
+    eligible = _eligible(rows, x, y, num_classes)
+    front = front_of(eligible, x, y)
     chosen: dict[str, list[str]] = {}
     near: set[str] = set()
 
@@ -112,14 +123,18 @@ def stage2_candidates(
             take(row, "spread")
             rest.remove(row)
     for name, cost in sorted((baseline_costs or {}).items()):
-        if not math.isfinite(_number(cost)):
+        if not math.isfinite(_number(cost)) or not near_baselines:
             continue
-        below = sorted((r for r in front if _number(r[x]) <= cost), key=lambda r: -_number(r[x]))[:near_baselines]
-        above = sorted((r for r in front if _number(r[x]) > cost), key=lambda r: _number(r[x]))[:near_baselines]
-        for row in (*below, *above):
+        others = [r for r in eligible if str(r["key"]) not in warm_keys]  # a seed design is not its own neighbour
+        for row in _near(others, front, x, y, float(cost), near_band, near_baselines):
             take(row, f"near {name}")
             near.add(str(row["key"]))
-    by_key = {str(r["key"]): r for r in front}
+    by_key = {str(r["key"]): r for r in eligible}
+    for key in warm_keys:
+        found = [r for r in rows if str(r.get("key")) == key and r.get("status") == "ok" and not r.get("baseline")]
+        if found:
+            by_key.setdefault(key, found[0])
+            take(by_key[key], "warm start")
     return [
         Candidate(
             key=key,
@@ -129,6 +144,29 @@ def stage2_candidates(
         )
         for key, reasons in chosen.items()
     ]
+
+
+def _near(
+    eligible: Sequence[Mapping[str, Any]],
+    front: Sequence[Mapping[str, Any]],
+    x: str,
+    y: str,
+    cost: float,
+    band: float,
+    n: int,
+) -> list[Mapping[str, Any]]:
+    """The ``n`` best-estimated rows in ``[cost / band, cost]`` and the ``n`` in ``(cost, cost *
+    band]``; the front members nearest ``cost`` for a side without any (module docstring, 3)."""
+    keys = {str(r["key"]) for r in eligible}
+    front = [r for r in front if str(r["key"]) in keys]
+    best_first = sorted(eligible, key=lambda r: (-_number(r[y]), _number(r[x]), str(r["key"])))
+    below = [r for r in best_first if cost / band <= _number(r[x]) <= cost][:n]
+    above = [r for r in best_first if cost < _number(r[x]) <= cost * band][:n]
+    if not below:
+        below = sorted((r for r in front if _number(r[x]) <= cost), key=lambda r: -_number(r[x]))[:n]
+    if not above:
+        above = sorted((r for r in front if _number(r[x]) > cost), key=lambda r: _number(r[x]))[:n]
+    return [*below, *above]
 
 
 @dataclass(frozen=True)

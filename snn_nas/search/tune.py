@@ -199,6 +199,7 @@ class _RecordTrials(tune.Callback):
         if self._study is not None and trial.trial_id not in self._study:
             sample = dict(trial.config or {})
             baseline = str(sample.pop(BASELINE_PARAM, "") or "")
+            sample.pop(SEED_PARAM, None)
             if baseline or _sample_key(self.space, sample) not in self.reuse:  # a reuse is the baseline's trial
                 try:
                     self._study.start(trial.trial_id, None if baseline else sample, self._started[trial.trial_id],
