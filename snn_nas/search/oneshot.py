@@ -158,14 +158,15 @@ def stage2_configs(
 ) -> tuple[list[dict[str, Any]], int]:
     """``(todo, total)``: the stage-2 trial configurations without a row yet, and how many there
     are in all. A configuration is a sample with its ``_seed``, or a seed design with its. The
-    candidates next to a seed design and the warm-start designs come first: a search stopped
-    early still has what decides its verdict on the seed designs."""
+    warm-start designs (reused, so free), then the candidates next to a seed design come first: a
+    search stopped early still has what decides its verdict on the seed designs."""
     from snn_nas.search.tune import BASELINE_PARAM, SEED_PARAM
 
     by_id = {str(r["trial_id"]): r for r in rows}
     done_search = {(str(r.get("key")), r.get("seed")) for r in rows if is_stage2(r)}
     done_base = {(str(r.get("baseline")), r.get("seed")) for r in rows if r.get("baseline")}
-    first = [c for c in candidates if len(c.seeds) > 1 or "warm start" in c.reasons]  # they decide the verdict
+    warm = [c for c in candidates if "warm start" in c.reasons]  # free: the baseline's result is reused
+    first = warm + [c for c in candidates if len(c.seeds) > 1 and c not in warm]  # they decide the verdict
     configs: list[tuple[dict[str, Any], bool]] = []  # (configuration, done)
     for candidate in first:
         configs += _candidate_configs(space, by_id, candidate, done_search)
