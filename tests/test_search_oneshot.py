@@ -201,6 +201,7 @@ def test_a_two_stage_search_end_to_end(tmp_path):
         assert sorted(base["seed"]) == [1, 2]
         assert summary["verdicts"][0]["baseline_mean"]["n"] == 2
         assert any(len(c["seeds"]) == 2 for c in chosen.values())
+        assert done.stdout.count("mlp_spe_micro: ") == 1, done.stdout  # the verdict, once, in the summary
     # only standalone rows may stand on the front; the stage-1 rows stay in the table, marked
     analysis = front_for_dir(folder)
     assert set(analysis.front["proxy"].fillna("standalone")) <= {"standalone"}

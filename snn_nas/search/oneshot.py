@@ -96,18 +96,17 @@ def run_two_stages(
     rows = ResultStore(directory).rows()
     candidates = select_candidates(experiment, rows, space)
     todo, total = stage2_configs(experiment, space, rows, candidates)
-    _say(show, f"stage 2: {len(candidates)} candidates from the supernet's front, {total} standalone trainings "
-               f"({total - len(todo)} done)")  # fmt: skip
+    reasons = sorted({"near a seed design" if r.startswith("near ") else r for c in candidates for r in c.reasons})
+    _say(show, f"stage 2: {len(candidates)} candidates chosen on the supernet ({', '.join(reasons)}), "
+               f"{total} standalone trainings ({total - len(todo)} done)")  # fmt: skip
     stage2_spec = spec
     if experiment.oneshot.stage2.init == "inherit":
         inherit = {**settings.to_dict(), "init": "inherit", "checkpoint": oneshot["checkpoint"]}
         stage2_spec = replace(spec, oneshot=tuple(sorted(inherit.items())))
     reuse = stage2_reuse(experiment, rows, stage2_spec, candidates)
     complete = _run_stage2(experiment, directory, space, stage2_spec, todo, total, show, reuse) if todo else True
-    summary = write_summary(experiment, directory, supernet, candidates, ResultStore(directory).rows())
-    for line in summary["verdict_lines"]:
-        _say(show, line)
-    return complete
+    write_summary(experiment, directory, supernet, candidates, ResultStore(directory).rows())
+    return complete  # the verdict lines are in the search's summary (cli.search)
 
 
 def select_candidates(experiment: Any, rows: list[dict[str, Any]], space: Any) -> list[Candidate]:
