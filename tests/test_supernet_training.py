@@ -10,11 +10,13 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
 from torch import nn
 
+from snn_nas.presets import get_preset
 from snn_nas.space import SearchSpace
 from snn_nas.supernet import SupernetError
 from snn_nas.supernet.checkpoint import load_supernet, read_supernet_state
@@ -217,3 +219,47 @@ def test_a_setting_that_cannot_work_fails_before_anything_runs(tmp_path):
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 2 and "trains no sub-network per step" in err
     assert not (tmp_path / "results").exists()
+
+
+def test_anchors_are_trained_at_every_step_after_the_extremes(space):
+    anchor = space.decode(space.sample(np.random.default_rng(3)))
+    sampler = SubnetSampler(space, seed=0, anchors=(anchor,))
+    for step in range(3):
+        subnets = sampler.step(0, step, sandwich=True, random_subnets=1)
+        assert len(subnets) == 4 and subnets[2] == anchor  # largest, smallest, the anchor, one random
+    assert sampler.step(0, 0, sandwich=False, random_subnets=1)[0] == anchor
+    assert SupernetConfig(anchors=["mlp_spe_micro"]).subnets_per_step == 5  # a YAML list, counted
+
+
+@pytest.mark.parametrize(
+    ("anchors", "message"),
+    [
+        (["no_such_model"], "unknown preset(s) ['no_such_model']"),
+        ("mlp_spe_micro", "expected a list of at most 16 preset names"),
+        (["mlp_spe_micro", "mlp_spe_micro"], "named twice"),
+    ],
+)
+def test_bad_anchors_name_the_setting(anchors, message):
+    with pytest.raises(SupernetError, match=r"^supernet: anchors: ") as caught:
+        SupernetConfig.from_dict({"anchors": anchors})
+    assert message in str(caught.value)
+
+
+def test_an_anchor_outside_the_supernet_names_the_preset_and_the_dimension():
+    from snn_nas.space import load_space
+    from snn_nas.supernet.bounds import SupernetBounds
+    from snn_nas.supernet.training import anchor_genotypes
+
+    bounds = SupernetBounds.from_space(load_space("quick"), num_classes=10, in_chans=1, image_size=32)
+    assert [g.key() for g in anchor_genotypes(("mlp_spe_micro",), bounds)] == [get_preset("mlp_spe_micro").key()]
+    with pytest.raises(SupernetError, match=r"'mlp_spe_t' is not a sub-network of this supernet: stages: 4 stages"):
+        anchor_genotypes(("mlp_spe_t",), bounds)
+
+
+def test_a_search_with_an_anchor_outside_the_space_fails_before_anything_runs(tmp_path):
+    path = write_experiment(tmp_path, anchors=["mlp_spe_micro"])  # the tiny space does not hold it
+    proc = snn_nas("search", str(path), "--results-dir", str(tmp_path / "results"))
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2, err
+    assert "oneshot.supernet.anchors: 'mlp_spe_micro' is not a member of space 'tiny'" in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "results").exists()

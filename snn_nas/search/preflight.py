@@ -39,11 +39,28 @@ IMAGEFOLDER_SIZE = 224  # imagefolder's default image size (snn_nas.data.imagefo
 
 def check_before_ray(experiment: Experiment, space: Any, *, address: str | None = None) -> None:
     """Raise ``ExperimentError`` when no trial of ``experiment`` could run (see the module doc)."""
+    check_anchors(experiment, space)
     config = experiment.train_config()
     remote = bool(address) and str(address).startswith("ray://")
     image_size = check_dataset(experiment, config, read_files=not remote)
     if image_size is not None:
         check_image_size(experiment, space, image_size)
+
+
+def check_anchors(experiment: Experiment, space: Any) -> None:
+    """Every ``oneshot.supernet.anchors`` preset must be a member of the space: it is trained as
+    a sub-network of the supernet at every step."""
+    from snn_nas.presets import get_preset
+
+    if experiment.oneshot is None:
+        return
+    for name in experiment.oneshot.supernet.anchors:
+        genotype = get_preset(name)
+        if genotype.family != space.family or not space.contains(genotype):
+            raise ExperimentError(
+                f"oneshot.supernet.anchors: {name!r} is not a member of space {space.name!r}, so the supernet "
+                "cannot train it; name presets the space holds (snn-nas models lists the presets)"
+            )
 
 
 def check_dataset(experiment: Experiment, config: Any, *, read_files: bool = True) -> int | None:

@@ -36,7 +36,9 @@ class SupernetConfig:
     the experiment's constraints), ``extremes`` (``first``: the largest and smallest take the
     first choice of every label that is not elastic; ``random``: drawn every step), ``largest``
     (``max``: every elastic label at its largest, constraints or not; ``feasible``: shrunk until
-    it meets the constraints). See ``snn_nas.supernet.sampling``.
+    it meets the constraints), ``anchors`` (preset names, e.g. the seed designs: each is trained
+    at every step after the largest and the smallest, distilled like them). See
+    ``snn_nas.supernet.sampling``.
     Evaluation of one architecture: ``bn_batches`` batches of ``bn_batch_size`` training images
     recalibrate every batch norm (fixed images, the same for every architecture), then
     ``val_images`` validation images (None: all) are classified in batches of
@@ -61,6 +63,7 @@ class SupernetConfig:
     feasible_only: bool = True
     extremes: str = "first"
     largest: str = "max"
+    anchors: tuple[str, ...] = ()
     bn_batches: int = 4
     bn_batch_size: int = 100
     eval_batch_size: int = 250
@@ -74,11 +77,13 @@ class SupernetConfig:
             value = getattr(self, name)
             if isinstance(value, int) and not isinstance(value, bool):
                 object.__setattr__(self, name, float(value))
+        if isinstance(self.anchors, list):  # from a YAML list
+            object.__setattr__(self, "anchors", tuple(self.anchors))
         self.validate()
 
     @property
     def subnets_per_step(self) -> int:
-        return self.random_subnets + (2 if self.sandwich else 0)
+        return self.random_subnets + len(self.anchors) + (2 if self.sandwich else 0)
 
     def validate(self) -> None:
         _int("epochs", self.epochs, 1, 10_000)
@@ -114,6 +119,7 @@ class SupernetConfig:
                 raise SupernetError(
                     f"supernet.{name}: {getattr(self, name)!r} is not allowed; choose one of {list(allowed)}"
                 )
+        _anchors(self.anchors)
         if self.subnets_per_step == 0:
             raise SupernetError(
                 "supernet.random_subnets: 0 with sandwich off trains no sub-network per step; "
@@ -146,6 +152,18 @@ class SupernetConfig:
             return cls(**data)
         except SupernetError as exc:
             raise SupernetError(f"{where}: {str(exc).removeprefix('supernet.')}") from None
+
+
+def _anchors(anchors: Any) -> None:
+    from snn_nas.presets import list_presets
+
+    if not isinstance(anchors, tuple) or not all(isinstance(a, str) for a in anchors) or len(anchors) > 16:
+        raise SupernetError(f"supernet.anchors: expected a list of at most 16 preset names, got {anchors!r}")
+    unknown = [a for a in anchors if a not in list_presets()]
+    if unknown:
+        raise SupernetError(f"supernet.anchors: unknown preset(s) {unknown}; choose from {list_presets()}")
+    if len(set(anchors)) != len(anchors):
+        raise SupernetError(f"supernet.anchors: a preset is named twice in {list(anchors)}")
 
 
 def _int(name: str, value: Any, low: int, high: int) -> None:

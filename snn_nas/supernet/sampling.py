@@ -9,6 +9,9 @@ the number of cell nodes and the time steps. Per step:
   wiring, cell edges, patch size, neuron settings) takes its first choice (``extremes:
   first``, the default: two fixed networks, as in BigNAS, so that the teacher learns steadily),
   or is drawn uniformly at every step (``extremes: random``);
+* ``anchors``: fixed genotypes (``supernet.anchors``, preset names such as the seed designs),
+  trained at every step after the extremes, so that the weights of their choices are trained
+  together and not only when a random draw happens to combine them;
 * ``random_subnets`` sub-networks are drawn uniformly over the space (``SearchSpace.sample``).
 
 With ``accept`` (the experiment's constraints), the smallest and the random ones are redrawn
@@ -55,6 +58,7 @@ class SubnetSampler:
         seed: int = 0,
         extremes: str = "first",
         largest: str = "max",
+        anchors: tuple[Genotype, ...] = (),
     ) -> None:
         if extremes not in EXTREMES:
             raise SupernetError(f"supernet.extremes: {extremes!r} is not allowed; choose one of {list(EXTREMES)}")
@@ -65,6 +69,7 @@ class SubnetSampler:
         self.seed = int(seed)
         self.extremes = extremes
         self.largest = largest
+        self.anchors = tuple(anchors)
 
     def rng(self, epoch: int, step: int, stream: int = 0) -> np.random.Generator:
         """The generator of one step (``stream`` 1: draws outside the training steps)."""
@@ -127,11 +132,12 @@ class SubnetSampler:
         return self._draw(lambda: self.space.sample(rng), "a random sub-network", True)
 
     def step(self, epoch: int, step: int, *, sandwich: bool, random_subnets: int) -> list[Genotype]:
-        """The sub-networks of one step: ``[largest, smallest, *random]`` with ``sandwich``, else
-        ``random_subnets`` random ones. The first is the teacher when distilling."""
+        """The sub-networks of one step: ``[largest, smallest, *anchors, *random]`` with
+        ``sandwich``, else ``[*anchors, *random]`` (``random_subnets`` random ones). The first is
+        the teacher when distilling."""
         rng = self.rng(epoch, step)
         out = [self.extreme(rng, "max"), self.extreme(rng, "min", accept=True)] if sandwich else []
-        return out + [self.random(rng) for _ in range(random_subnets)]
+        return out + list(self.anchors) + [self.random(rng) for _ in range(random_subnets)]
 
     def _draw(self, draw: Callable[[], dict[str, Any]], what: str, accept: bool) -> Genotype:
         from snn_nas.space import SpaceError

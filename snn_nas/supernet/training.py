@@ -110,6 +110,22 @@ def sandwich_step(
     return torch.stack(losses)
 
 
+def anchor_genotypes(names: tuple[str, ...], bounds: SupernetBounds) -> tuple[Genotype, ...]:
+    """The presets ``names`` (``supernet.anchors``), each checked to be a sub-network of a
+    supernet with ``bounds``; ``SupernetError`` names the preset and the dimension otherwise."""
+    from snn_nas.presets import get_preset
+
+    out = []
+    for name in names:
+        genotype = get_preset(name)
+        try:
+            bounds.check(genotype)
+        except SupernetError as exc:
+            raise SupernetError(f"supernet.anchors: {name!r} is not a sub-network of this supernet: {exc}") from None
+        out.append(genotype)
+    return tuple(out)
+
+
 def _optimizer(net: nn.Module, config: SupernetConfig) -> torch.optim.Optimizer:
     decay = [p for p in net.parameters() if p.ndim > 1]
     rest = [p for p in net.parameters() if p.ndim <= 1]
@@ -162,6 +178,7 @@ def train_supernet(
         seed=config.seed,
         extremes=config.extremes,
         largest=config.largest,
+        anchors=anchor_genotypes(config.anchors, bounds),
     )
     train = IndexedBatches(data.training_set(), dev, seed=config.seed, name="supernet training part")
     n = len(train)
