@@ -71,7 +71,8 @@ def ground_truth(folder: Path, archs: int) -> Any:
         if (folder / "trials.parquet").is_file() or (folder / "trials.jsonl").is_file():
             command.append("--resume")
         print(f"ground truth: {archs} architectures at the proxy -> {folder}", file=sys.stderr, flush=True)
-        subprocess.run(command, cwd=REPO, env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}, check=True)
+        env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+        subprocess.run(command, cwd=REPO, env=env, stdout=sys.stderr, check=True)  # its summary to stderr
         done.write_text(json.dumps({"archs": archs, "finished": time.time()}))
     table = load_results(folder)
     return table[(table["status"] == "ok") & table["val_acc"].notna()]
