@@ -53,23 +53,39 @@ def test_snn_mlp_family_extracts_identically():
     outputs_agree(net, space.decode(space.sample(0)), x)  # drop path > 0: seeded in both
 
 
-def test_subnets_share_the_leading_slices_of_one_store(quick):
+def test_subnets_share_one_store_channel_by_channel(quick):
+    """Hidden units are shared as leading slices; a stream channel after a patch-encoding cell
+    (node n, channel i of that node) is one store entry whatever the width and node count, so
+    the blocks that read it always see the node channel it was trained on."""
     space, net = quick
     micro = space.decode(space.encode(get_preset("mlp_spe_micro")))
     wider = space.decode({**space.encode(micro), "base_dim": 36})
-    assert wider.stages[1].dim == 72 and micro.stages[1].dim == 48
+    assert wider.stages[1].dim == 72 and micro.stages[1].dim == 48 and micro.stages[1].encoder.nodes == 3
     name = "stages.1.blocks.0.channel.fc1.weight"
-    small = net.subnet(micro).state_dict()[name]
-    big = net.subnet(wider).state_dict()[name]
-    assert torch.equal(big[: small.shape[0], : small.shape[1]], small)
-    # gradients of a forward land in the slice the architecture uses, nowhere else
+    small = net.subnet(micro).state_dict()[name]  # [hidden, 3 nodes x 16 channels]
+    big = net.subnet(wider).state_dict()[name]  # [hidden, 3 nodes x 24 channels]
+    for node in range(3):
+        assert torch.equal(big[: small.shape[0], node * 24 : node * 24 + 16], small[:, node * 16 : node * 16 + 16])
+    assert not torch.equal(big[: small.shape[0], : small.shape[1]], small)  # not the leading 48 columns
+    one_node = space.decode({**space.encode(micro), "stage2.cell.nodes": 1})
+    single = net.subnet(one_node).state_dict()[name]
+    assert torch.equal(single[: small.shape[0], :16], small[:, :16])  # node 0's channels
+    # the next cell's input edges read the stream the same way
+    conv = "stages.2.encoder.inputs.0.0.weight"
+    a, b = net.subnet(micro).state_dict()[conv], net.subnet(wider).state_dict()[conv]
+    assert torch.equal(b[: a.shape[0], 24:40], a[:, 16:32])
+    # gradients of a forward land in the slots the architecture uses, nowhere else
     net.train()
     net.zero_grad()
     net(torch.randn(2, 1, 32, 32), micro).square().mean().backward()
     grad = net.store(name).grad
     assert grad is not None
-    assert grad[: small.shape[0], : small.shape[1]].abs().sum() > 0
-    assert grad[small.shape[0] :].abs().sum() == 0 and grad[:, small.shape[1] :].abs().sum() == 0
+    slots = [0, 72, 108]  # node slots of 72, 36 and 24 channels (stage 2's widest: 72 = 1 node)
+    used = torch.zeros(grad.shape[1], dtype=torch.bool)
+    for start in slots:
+        used[start : start + 16] = True
+        assert grad[: small.shape[0], start : start + 16].abs().sum() > 0
+    assert grad[:, ~used].abs().sum() == 0 and grad[small.shape[0] :].abs().sum() == 0
 
 
 @pytest.mark.parametrize("name", shipped_spaces())

@@ -89,12 +89,29 @@ def test_sandwich_extremes_are_the_elastic_extremes(space):
     assert sampler.extreme(sampler.rng(1, 5), "max") == largest
     assert {is_elastic(label) for label in ("num_stages", "stage2.depth", "stage1.cell.nodes")} == {True}
     assert not is_elastic("stage1.token_h.op") and not is_elastic("patch_size")
+    # the patch size is elastic the other way round: the finest patch is the largest network
+    assert largest.patch_size == 2 and smallest.patch_size == 4
     steps = {tuple(g.key() for g in sampler.step(0, s, sandwich=True, random_subnets=2)) for s in range(4)}
     assert len(steps) > 1  # the random ones differ from step to step, reproducibly:
     again = SubnetSampler(space, seed=0)
     assert [g.key() for g in again.step(0, 3, sandwich=True, random_subnets=2)] == [
         g.key() for g in sampler.step(0, 3, sandwich=True, random_subnets=2)
     ]
+
+
+def test_opposite_extremes_train_both_ends_of_every_fixed_label(space):
+    first, opposite = SubnetSampler(space, seed=0), SubnetSampler(space, seed=0, extremes="opposite")
+    rng = first.rng(0, 0)
+    assert opposite.extreme(rng, "max") == first.extreme(rng, "max")  # the teacher is unchanged
+    smallest = space.encode(opposite.extreme(opposite.rng(0, 0), "min"))
+    assert smallest == space.encode(opposite.extreme(opposite.rng(2, 9), "min"))  # still one fixed network
+    fixed = [label for label in smallest if not is_elastic(label) and len(space.by_label[label].choices) > 1
+             and label != "patch_size"]  # fmt: skip
+    assert fixed and all(smallest[label] == space.by_label[label].choices[-1] for label in fixed)
+    plain = space.encode(first.extreme(first.rng(0, 0), "min"))
+    assert all(plain[label] == space.by_label[label].choices[0] for label in fixed if label in plain)
+    with pytest.raises(SupernetError, match="extremes"):
+        SubnetSampler(space, extremes="last")
 
 
 def test_batch_norm_recalibration_is_the_exact_mean_over_the_batches():
@@ -211,6 +228,15 @@ def test_a_damaged_or_foreign_checkpoint_is_one_line_and_exit_2(tmp_path, conten
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 2 and message in err and len(err.strip().splitlines()) == 1
     assert checkpoint.read_bytes() == before
+
+
+def test_a_checkpoint_of_the_older_layout_is_refused_with_the_reason(tmp_path):
+    from snn_nas.supernet.checkpoint import FORMAT
+
+    path = tmp_path / "supernet.pt"
+    torch.save({"format": FORMAT, "format_version": 1, "weights": {}}, path)
+    with pytest.raises(SupernetError, match=r"format 1.*laid out differently.*train the supernet again"):
+        read_supernet_state(path)
 
 
 def test_a_setting_that_cannot_work_fails_before_anything_runs(tmp_path):

@@ -25,7 +25,7 @@ from snn_nas.supernet.config import SupernetConfig
 from snn_nas.supernet.model import Supernet
 
 FORMAT = "snn-nas-supernet"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: stream channels after a patch-encoding cell in node slots (supernet.layout)
 CHECKPOINT = "supernet.pt"
 REQUIRED = ("bounds", "config", "metadata", "weights", "epoch", "history")
 
@@ -63,6 +63,12 @@ def read_supernet_state(path: str | os.PathLike[str], map_location: str | torch.
         ) from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise SupernetError(f"{path} is not an snn-nas supernet checkpoint (no '{FORMAT}' marker)")
+    if state.get("format_version") == 1:
+        raise SupernetError(
+            f"{path}: supernet checkpoint of format 1, whose weights after a patch-encoding cell are laid "
+            "out differently from this snn-nas's; train the supernet again (delete the file, or another "
+            "--results-dir)"
+        )
     if state.get("format_version") != FORMAT_VERSION:
         raise SupernetError(
             f"{path}: supernet checkpoint format {state.get('format_version')!r} is not supported "

@@ -34,7 +34,8 @@ class SupernetConfig:
     ``distill`` (the others learn the largest's soft predictions, in-place distillation),
     ``distill_temperature``, ``feasible_only`` (random and smallest sub-networks are drawn within
     the experiment's constraints), ``extremes`` (``first``: the largest and smallest take the
-    first choice of every label that is not elastic; ``random``: drawn every step), ``largest``
+    first choice of every label that is not elastic; ``random``: drawn every step; ``opposite``:
+    the largest takes the first choice, the smallest the last), ``largest``
     (``max``: every elastic label at its largest, constraints or not; ``feasible``: shrunk until
     it meets the constraints), ``anchors`` (preset names, e.g. the seed designs: each is trained
     at every step after the largest and the smallest, distilled like them). See

@@ -13,10 +13,20 @@ store tensor:
   the head per number of stages (``head@3``). Everything else is shared by every sub-network
   that has the component (the first ``d`` blocks of a stage, say).
 * **slice** = the leading ``n`` entries of every axis (elastic width, hidden width, node
-  channels), except two block-structured inputs, taken as segments of a store laid out in fixed
-  slots: the token block's fusing conv reads ``[identity | h | w]`` slots of ``dim_max`` input
-  channels each (absent branches skipped), and SNN-MLP's space-to-depth norm and reduction read
-  four sub-grid slots of ``in_max`` channels each.
+  channels), except where a channel's meaning depends on the architecture, which is read as
+  segments of a store laid out in fixed slots:
+
+  - the *channel stream* of a spiking stage that starts with a patch-encoding cell: the cell's
+    output is the concatenation of its ``k`` nodes of ``C / k`` channels each, so a stream
+    channel's meaning is (node, channel of that node), not its position, which moves with ``C``
+    and ``k``. The store holds one slot per node (``node_chans[n]`` wide, ``stream_width``) and
+    every tensor with an axis on that stream (the stage's blocks, the next cell's input edges,
+    the head) reads the segments ``[(offset_n, C / k) for n < k]`` (``stream_cut``). Channel
+    ``i`` of node ``n`` is thus one store entry in every architecture;
+  - the token block's fusing conv reads ``[identity | h | w]`` slots of the stream's store
+    width each (absent branches skipped; each slot cut like the stream);
+  - SNN-MLP's space-to-depth norm and reduction read four sub-grid slots of ``in_max`` channels
+    each.
 
 So the weights of one architecture are ``{name: slice(store[key])}``, and every architecture
 that uses an edge, a block or a width shares the same numbers.
@@ -51,6 +61,27 @@ class Entry:
 
 
 # ---------------------------------------------------------------------------- the store
+def stream_width(bounds: SupernetBounds, i: int) -> int:
+    """The store width of stage ``i``'s channel stream: one slot per node of its patch-encoding
+    cell (spiking stages after the first), else the stage's widest dim (module docstring)."""
+    stage = bounds.stages[i]
+    if bounds.family == "spiking" and stage.cell is not None:
+        return sum(stage.cell.node_chans)
+    return stage.dim
+
+
+def stream_cut(genotype: Genotype, bounds: SupernetBounds, i: int) -> AxisSlice:
+    """Where stage ``i``'s ``dim`` stream channels of ``genotype`` lie in the store's stream:
+    the leading ``dim``, or one segment per node of its patch-encoding cell (module docstring)."""
+    stage, cell = genotype.stages[i], bounds.stages[i].cell
+    encoder = stage.encoder
+    if genotype.family != "spiking" or cell is None or encoder is None or encoder.nodes == 1:
+        return stage.dim
+    chans = stage.dim // encoder.nodes
+    offsets = [sum(cell.node_chans[:n]) for n in range(encoder.nodes)]
+    return tuple((offset, chans) for offset in offsets)
+
+
 def store_layout(bounds: SupernetBounds) -> dict[str, Entry]:
     """Every store tensor of a supernet with ``bounds``, by store key."""
     out: dict[str, Entry] = {}
@@ -59,13 +90,13 @@ def store_layout(bounds: SupernetBounds) -> dict[str, Entry]:
         if bounds.family == "spiking":
             _spiking_encoder(out, prefix, i, stage, bounds)
             for j in range(stage.depth):
-                _spiking_block(out, f"{prefix}.blocks.{j}", stage)
+                _spiking_block(out, f"{prefix}.blocks.{j}", stage, stream_width(bounds, i))
         else:
             _snn_mlp_encoder(out, prefix, i, stage, bounds)
             for j in range(stage.depth):
                 _snn_mlp_block(out, f"{prefix}.blocks.{j}", stage)
     for n in bounds.stage_counts:
-        width = bounds.stages[n - 1].dim
+        width = stream_width(bounds, n - 1)
         if bounds.family == "spiking":
             _bn(out, f"head@{n}.bn", width)
         else:
@@ -132,14 +163,14 @@ def _spiking_encoder(out: dict[str, Entry], prefix: str, i: int, stage: StageBou
         if chans == 0:
             continue
         for op in cell.input_ops[n]:
-            _conv_bn(out, f"{prefix}.encoder.inputs.{n}@{op}", op, chans, cell.in_chans)
+            _conv_bn(out, f"{prefix}.encoder.inputs.{n}@{op}", op, chans, stream_width(bounds, i - 1))
         for j, ops in enumerate(cell.node_ops[n]):
             for op in ops:
                 _conv_bn(out, f"{prefix}.encoder.edges.{j}_{n}@{op}", op, chans, chans)
 
 
-def _spiking_block(out: dict[str, Entry], prefix: str, stage: StageBounds) -> None:
-    dim, hidden = stage.dim, stage.hidden
+def _spiking_block(out: dict[str, Entry], prefix: str, stage: StageBounds, dim: int) -> None:
+    hidden = stage.hidden
     if "lif_bn" in stage.identities:
         _bn(out, f"{prefix}.token.id_branch.bn", dim)
     for axis, ops in zip("hw", stage.token_ops, strict=True):
@@ -234,13 +265,10 @@ def _mixer_slot(op: str, side: int) -> str:
 
 def axis_slices(name: str, shape: tuple[int, ...], genotype: Genotype, bounds: SupernetBounds) -> tuple[AxisSlice, ...]:
     """How tensor ``name`` of shape ``shape`` is cut from its store tensor: per axis, the leading
-    ``n`` entries, or segments for the two block-structured inputs (module docstring)."""
+    ``n`` entries, or segments of a slotted store (module docstring)."""
     parts = name.split(".")
-    if genotype.family == "spiking" and parts[-2:] == ["fuse", "weight"] and parts[4] == "token":
-        i = int(parts[1])
-        stage, dim_max = genotype.stages[i], bounds.stages[i].dim
-        slots = [s for s, present in enumerate(_branches(stage)) if present]
-        return (shape[0], tuple((s * dim_max, stage.dim) for s in slots), *shape[2:])
+    if genotype.family == "spiking":
+        return _spiking_slices(parts, shape, genotype, bounds)
     is_s2d = len(parts) == 5 and parts[2] == "encoder" and parts[3] in ("norm", "reduction") and parts[1] != "0"
     if genotype.family == "snn_mlp" and is_s2d:  # space-to-depth after the first stage
         i = int(parts[1])
@@ -250,6 +278,49 @@ def axis_slices(name: str, shape: tuple[int, ...], genotype: Genotype, bounds: S
             return (segments,)
         return (shape[0], segments, *shape[2:])
     return tuple(shape)
+
+
+# The tensors of a spiking stage's blocks with an axis on the channel stream: which axes.
+_STREAM_AXES = {
+    ("token", "id_branch"): (0,), ("token", "bn"): (0,), ("token", "fuse"): (0,),
+    ("channel", "fc1"): (1,), ("channel", "fc2"): (0,), ("token_shortcut",): (0,), ("channel_shortcut",): (0,),
+}  # fmt: skip
+
+
+def _segments(cut: AxisSlice) -> Segments:
+    return ((0, cut),) if isinstance(cut, int) else cut
+
+
+def _spiking_slices(parts: list[str], shape: tuple[int, ...], genotype: Genotype,
+                    bounds: SupernetBounds) -> tuple[AxisSlice, ...]:  # fmt: skip
+    """``axis_slices`` of the spiking family: stream axes cut by ``stream_cut``."""
+    cut: list[AxisSlice] = list(shape)
+    if parts[0] == "head":  # head.bn.* and head.fc.weight read the last stage's stream
+        stream = stream_cut(genotype, bounds, len(genotype.stages) - 1)
+        if parts[1] == "bn" and len(shape) == 1:
+            cut[0] = stream
+        elif parts[1:] == ["fc", "weight"]:
+            cut[1] = stream
+        return tuple(cut)
+    i = int(parts[1])
+    if parts[2] == "encoder" and parts[3] == "inputs" and len(shape) == 4:  # a cell's input edge conv
+        cut[1] = stream_cut(genotype, bounds, i - 1)
+        return tuple(cut)
+    if parts[2] != "blocks" or not shape:
+        return tuple(cut)
+    stream = stream_cut(genotype, bounds, i)
+    for prefix, axes in _STREAM_AXES.items():
+        if tuple(parts[4 : 4 + len(prefix)]) == prefix:
+            if prefix == ("channel", "fc1") and parts[-1] == "bias":
+                break  # the hidden axis
+            for axis in axes:
+                cut[axis] = stream
+            break
+    if parts[4:6] == ["token", "fuse"]:
+        width = stream_width(bounds, i)
+        slots = [s for s, present in enumerate(_branches(genotype.stages[i])) if present]
+        cut[1] = tuple((s * width + start, n) for s in slots for start, n in _segments(stream))
+    return tuple(cut)
 
 
 def _branches(stage: object) -> tuple[bool, bool, bool]:

@@ -15,8 +15,9 @@ checkpoints and ``load_model`` work on it as on any built model.
 
 Parameters are passed as contiguous copies of their slices (identical memory layout to the
 extracted model, so identical results); buffers as views, so that a training-mode forward
-updates the shared running statistics in place (they are recalibrated per architecture before
-evaluation, ``snn_nas.supernet.evaluate``).
+updates the shared running statistics in place, or, where a buffer is cut from several
+segments (a stream after a patch-encoding cell), as copies written back after the forward
+(they are recalibrated per architecture before evaluation, ``snn_nas.supernet.evaluate``).
 """
 
 from __future__ import annotations
@@ -68,6 +69,22 @@ def take(tensor: torch.Tensor, cut: tuple[AxisSlice, ...]) -> torch.Tensor:
         else:
             out = torch.cat([out.narrow(axis, start, length) for start, length in piece], dim=axis)
     return out
+
+
+def _is_view(cut: tuple[AxisSlice, ...]) -> bool:
+    return all(isinstance(piece, int) or len(piece) == 1 for piece in cut)
+
+
+def put(tensor: torch.Tensor, cut: tuple[AxisSlice, ...], value: torch.Tensor) -> None:
+    """Write ``value`` (of the shape ``take(tensor, cut)`` gives) into ``tensor`` at ``cut``."""
+    target, source = [tensor], [value]
+    for axis, piece in enumerate(cut):
+        pieces = [(0, piece)] if isinstance(piece, int) else list(piece)
+        offsets = [sum(n for _, n in pieces[:k]) for k in range(len(pieces))]
+        target = [t.narrow(axis, start, n) for t in target for start, n in pieces]
+        source = [v.narrow(axis, offset, n) for v in source for offset, (_, n) in zip(offsets, pieces, strict=True)]
+    for t, v in zip(target, source, strict=True):
+        t.copy_(v)
 
 
 def _initial(entry: Entry, generator: torch.Generator) -> torch.Tensor:
@@ -189,7 +206,14 @@ class Supernet(nn.Module):
         skeleton = plan.skeleton
         skeleton.train(self.training)
         skeleton.time_steps = int(time_steps or genotype.time_steps)
-        return torch.func.functional_call(skeleton, self.tensors(genotype, plan), (x,), strict=True)
+        tensors = self.tensors(genotype, plan)
+        out = torch.func.functional_call(skeleton, tensors, (x,), strict=True)
+        if self.training:  # running statistics held as copies go back to the store
+            with torch.no_grad():
+                for item in plan.items:
+                    if item.buffer and not _is_view(item.cut):
+                        put(self.stats.get_buffer(item.slot), item.cut, tensors[item.name])
+        return out
 
     @torch.no_grad()
     def subnet(self, genotype: Genotype, *, device: torch.device | str | None = None) -> nn.Module:

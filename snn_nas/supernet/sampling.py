@@ -5,10 +5,13 @@ of stages, stage depths, widths (``base_dim``, ``width_mult``, ``dim``), the cha
 the number of cell nodes and the time steps. Per step:
 
 * the **largest** sub-network takes the largest choice of every elastic label, the
-  **smallest** the smallest (BigNAS's max/min child). Every other label (token-mixing op, skip
-  wiring, cell edges, patch size, neuron settings) takes its first choice (``extremes:
+  **smallest** the smallest (BigNAS's max/min child); the patch size is elastic the other way
+  round (the largest takes the finest patch, the most tokens; the smallest the coarsest). Every
+  other label (token-mixing op, skip wiring, cell edges, neuron settings) takes its first choice (``extremes:
   first``, the default: two fixed networks, as in BigNAS, so that the teacher learns steadily),
-  or is drawn uniformly at every step (``extremes: random``);
+  or is drawn uniformly at every step (``extremes: random``), or the largest takes the first
+  choice and the smallest the last (``extremes: opposite``: still two fixed networks, which
+  together train both ends of every such label, e.g. the finest and the coarsest patch);
 * ``anchors``: fixed genotypes (``supernet.anchors``, preset names such as the seed designs),
   trained at every step after the extremes, so that the weights of their choices are trained
   together and not only when a random draw happens to combine them;
@@ -35,7 +38,7 @@ from snn_nas.supernet.bounds import SupernetError
 GLOBAL_ELASTIC = ("num_stages", "base_dim", "mlp_ratio", "time_steps")
 STAGE_ELASTIC = (".depth", ".width_mult", ".dim", ".cell.nodes")
 MAX_TRIES = 500
-EXTREMES = ("first", "random")
+EXTREMES = ("first", "random", "opposite")
 LARGEST = ("max", "feasible")
 
 
@@ -79,13 +82,16 @@ class SubnetSampler:
         """The largest (``which="max"``) or smallest (``"min"``) sub-network (module docstring);
         with ``accept`` it must pass the filter."""
         pick = max if which == "max" else min
-        first = [self.extremes == "first"]
+        first = [self.extremes in ("first", "opposite")]
+        end = -1 if which == "min" and self.extremes == "opposite" else 0
 
         def choose(dim: Any) -> Any:
+            if dim.label == "patch_size":  # a coarser patch: fewer tokens, a smaller network
+                return (min if which == "max" else max)(dim.choices)
             if is_elastic(dim.label):
                 return pick(dim.choices)
             if first[0]:
-                return dim.choices[0]
+                return dim.choices[end]
             return dim.choices[int(rng.integers(len(dim.choices)))]
 
         def draw() -> dict[str, Any]:
