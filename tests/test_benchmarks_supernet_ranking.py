@@ -36,3 +36,19 @@ def test_the_summary_ranks_searched_architectures_only_and_names_the_seed_design
     assert "(n=6)" in line and "mlp_spe_micro 10.0% (standalone 93.9%)" in line
     rows[0]["supernet_val_acc"], rows[5]["supernet_val_acc"] = rows[5]["supernet_val_acc"], rows[0]["supernet_val_acc"]
     assert "tau +1.000" not in summarize("default", rows)
+
+
+def test_the_from_scratch_baseline_trains_no_supernet_and_its_steps_matter(tmp_path):
+    import pandas as pd
+    from supernet_ranking import evaluate_variant
+
+    from snn_nas.presets import get_preset
+
+    rows = pd.DataFrame(
+        [{"key": "micro", "baseline": "", "val_acc": 0.9, "genotype": get_preset("mlp_spe_micro").to_json()}]
+    )
+    untouched = evaluate_variant("s0", {"finetune_steps": 0, "val_images": 100}, rows, tmp_path, untrained=True)
+    trained = evaluate_variant("s5", {"finetune_steps": 5, "val_images": 100}, rows, tmp_path, untrained=True)
+    assert [e["train_s"] for e in untouched + trained] == [0.0, 0.0]
+    assert not any(tmp_path.iterdir())  # no supernet was trained or written
+    assert untouched[0]["supernet_val_acc"] != trained[0]["supernet_val_acc"]

@@ -16,7 +16,10 @@ Example (about 5 minutes for the ground truth of 30 architectures and 3-4 minute
 variant on 2 idle CPU cores)::
 
     python experiments/benchmarks/supernet_ranking.py --variant "epochs=3" \
-        --variant "epochs=3;anchors=[mlp_spe_micro]"
+        --variant "epochs=3;anchors=[mlp_spe_micro]" --from-scratch 10
+
+``--from-scratch STEPS`` adds the baseline a supernet must beat: every estimate made from the
+initial weights after STEPS training steps (``finetune_steps``), no supernet trained.
 """
 
 from __future__ import annotations
@@ -78,8 +81,11 @@ def ground_truth(folder: Path, archs: int) -> Any:
     return table[(table["status"] == "ok") & table["val_acc"].notna()]
 
 
-def evaluate_variant(name: str, overrides: dict[str, Any], rows: Any, out: Path) -> list[dict[str, Any]]:
-    """Train the variant's supernet (or resume it) and estimate every row's architecture on it."""
+def evaluate_variant(name: str, overrides: dict[str, Any], rows: Any, out: Path, *,
+                     untrained: bool = False) -> list[dict[str, Any]]:  # fmt: skip
+    """Train the variant's supernet (or resume it) and estimate every row's architecture on it.
+    ``untrained``: no supernet training, every estimate starts from the initial weights (with
+    ``finetune_steps``: that many training steps from scratch, the baseline a supernet must beat)."""
     import torch
 
     from snn_nas.errors import SnnNasError
@@ -87,6 +93,7 @@ def evaluate_variant(name: str, overrides: dict[str, Any], rows: Any, out: Path)
     from snn_nas.search.experiment import load_experiment
     from snn_nas.search.supernet_train import settings_of
     from snn_nas.space import load_space
+    from snn_nas.supernet import Supernet, SupernetBounds
     from snn_nas.supernet.config import SupernetConfig
     from snn_nas.supernet.evaluate import calibration_images, evaluate_subnet
     from snn_nas.supernet.training import train_supernet
@@ -98,18 +105,24 @@ def evaluate_variant(name: str, overrides: dict[str, Any], rows: Any, out: Path)
     data = load_config_data(config).without_test()
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     started = time.perf_counter()
-    run = train_supernet(load_space(experiment.space), settings, data, constraints=experiment.constraints,
-                         out_dir=out / name, resume=True, progress=False)  # fmt: skip
-    train_s = sum(float(h.get("epoch_s", 0.0)) for h in run.history) or time.perf_counter() - started
+    if untrained:
+        bounds = SupernetBounds.from_space(load_space(experiment.space), num_classes=data.num_classes,
+                                           in_chans=data.in_chans, image_size=data.image_size)  # fmt: skip
+        supernet, train_s = Supernet(bounds, seed=settings.seed), 0.0
+    else:
+        run = train_supernet(load_space(experiment.space), settings, data, constraints=experiment.constraints,
+                             out_dir=out / name, resume=True, progress=False)  # fmt: skip
+        supernet = run.supernet
+        train_s = sum(float(h.get("epoch_s", 0.0)) for h in run.history) or time.perf_counter() - started
     calibration = calibration_images(data, settings, torch.device("cpu"))
     estimates = []
     for row in rows.to_dict("records"):
         genotype = Genotype.from_json(str(row["genotype"]))
         try:
-            run.supernet.bounds.check(genotype)
+            supernet.bounds.check(genotype)
         except SnnNasError:  # e.g. a non-spiking seed design: not a sub-network of this supernet
             continue
-        evaluation = evaluate_subnet(run.supernet, genotype, data, settings, calibration=calibration,
+        evaluation = evaluate_subnet(supernet, genotype, data, settings, calibration=calibration,
                                      time_steps=config.max_time_steps)  # fmt: skip
         estimates.append({"variant": name, "key": row["key"], "baseline": row["baseline"],
                           "proxy_val_acc": float(row["val_acc"]), "supernet_val_acc": evaluation.val_acc,
@@ -143,13 +156,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variant", action="append", default=[],
                         help="supernet settings over experiments/oneshot.yaml's, e.g. 'epochs=3;random_subnets=4' "
                              "(repeatable; default: the experiment's settings)")  # fmt: skip
+    parser.add_argument("--from-scratch", type=int, action="append", default=[], metavar="STEPS",
+                        help="also rank by STEPS training steps from the initial weights, no supernet "
+                             "(the baseline a supernet must beat; repeatable)")  # fmt: skip
     parser.add_argument("--archs", type=int, default=30, help="architectures in the ground truth (default 30)")
     parser.add_argument("--out", type=Path, default=REPO / "results" / "benchmark_supernet_ranking")
     parser.add_argument("--csv", type=Path, default=REPO / "docs" / "supernet_ranking.csv")
     args = parser.parse_args(argv)
     if args.archs < 5:
         parser.error("--archs: at least 5 architectures are needed for a rank correlation with an interval")
-    variants = {v: parse_variant(v) for v in (args.variant or [""])}
+    variants = {v: parse_variant(v) for v in (args.variant or ([] if args.from_scratch else [""]))}
+    if any(steps < 1 for steps in args.from_scratch):
+        parser.error("--from-scratch: at least 1 training step")
 
     import pandas as pd
 
@@ -163,6 +181,12 @@ def main(argv: list[str] | None = None) -> int:
         estimates = evaluate_variant(name, overrides, rows, args.out)
         every += estimates
         lines.append(summarize(text or "default", estimates))
+        print(lines[-1], flush=True)
+    for steps in args.from_scratch:
+        name = f"scratch-{steps}-steps"
+        estimates = evaluate_variant(name, {"finetune_steps": steps}, rows, args.out, untrained=True)
+        every += estimates
+        lines.append(summarize(f"no supernet, {steps} steps from the initial weights", estimates))
         print(lines[-1], flush=True)
     args.csv.parent.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(every).to_csv(args.csv, index=False)
