@@ -77,7 +77,12 @@ def test_subnets_share_one_store_channel_by_channel(quick):
     # gradients of a forward land in the slots the architecture uses, nowhere else
     net.train()
     net.zero_grad()
+    stats = "stages.1.blocks.0.token.bn.running_mean"
+    before = net.store(stats).clone()
     net(torch.randn(2, 1, 32, 32), micro).square().mean().backward()
+    moved = (net.store(stats) != before).nonzero().flatten().tolist()
+    assert moved and set(moved) <= {*range(16), *range(72, 88), *range(108, 124)}  # written back to the slots
+    assert any(72 <= m < 88 for m in moved)
     grad = net.store(name).grad
     assert grad is not None
     slots = [0, 72, 108]  # node slots of 72, 36 and 24 channels (stage 2's widest: 72 = 1 node)

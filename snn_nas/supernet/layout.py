@@ -311,9 +311,7 @@ def _spiking_slices(parts: list[str], shape: tuple[int, ...], genotype: Genotype
     stream = stream_cut(genotype, bounds, i)
     for prefix, axes in _STREAM_AXES.items():
         if tuple(parts[4 : 4 + len(prefix)]) == prefix:
-            if prefix == ("channel", "fc1") and parts[-1] == "bias":
-                break  # the hidden axis
-            for axis in axes:
+            for axis in (a for a in axes if a < len(shape)):  # fc1's bias has only its hidden axis
                 cut[axis] = stream
             break
     if parts[4:6] == ["token", "fuse"]:

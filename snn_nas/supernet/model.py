@@ -50,6 +50,10 @@ class _Plan:
     skeleton: nn.Module
     items: list[_Item]
 
+    def __post_init__(self) -> None:
+        # buffers cut from several segments: passed as copies, written back after a training forward
+        self.copied = [item for item in self.items if item.buffer and not _is_view(item.cut)]
+
 
 def slot_name(key: str) -> str:
     """A store key as a parameter/buffer name (``.`` is not allowed there)."""
@@ -210,9 +214,8 @@ class Supernet(nn.Module):
         out = torch.func.functional_call(skeleton, tensors, (x,), strict=True)
         if self.training:  # running statistics held as copies go back to the store
             with torch.no_grad():
-                for item in plan.items:
-                    if item.buffer and not _is_view(item.cut):
-                        put(self.stats.get_buffer(item.slot), item.cut, tensors[item.name])
+                for item in plan.copied:
+                    put(self.stats.get_buffer(item.slot), item.cut, tensors[item.name])
         return out
 
     @torch.no_grad()

@@ -11,7 +11,7 @@ the number of cell nodes and the time steps. Per step:
   first``, the default: two fixed networks, as in BigNAS, so that the teacher learns steadily),
   or is drawn uniformly at every step (``extremes: random``), or the largest takes the first
   choice and the smallest the last (``extremes: opposite``: still two fixed networks, which
-  together train both ends of every such label, e.g. the finest and the coarsest patch);
+  together train both ends of every such label);
 * ``anchors``: fixed genotypes (``supernet.anchors``, preset names such as the seed designs),
   trained at every step after the extremes, so that the weights of their choices are trained
   together and not only when a random draw happens to combine them;
