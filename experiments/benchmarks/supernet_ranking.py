@@ -159,6 +159,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--from-scratch", type=int, action="append", default=[], metavar="STEPS",
                         help="also rank by STEPS training steps from the initial weights, no supernet "
                              "(the baseline a supernet must beat; repeatable)")  # fmt: skip
+    parser.add_argument("--seed", type=int, default=None,
+                        help="supernet seed (initial weights, sampling, calibration and fine-tuning batches) of "
+                             "every variant and --from-scratch baseline (default: the experiment's)")  # fmt: skip
     parser.add_argument("--archs", type=int, default=30, help="architectures in the ground truth (default 30)")
     parser.add_argument("--out", type=Path, default=REPO / "results" / "benchmark_supernet_ranking")
     parser.add_argument("--csv", type=Path, default=REPO / "docs" / "supernet_ranking.csv")
@@ -168,6 +171,10 @@ def main(argv: list[str] | None = None) -> int:
     variants = {v: parse_variant(v) for v in (args.variant or ([] if args.from_scratch else [""]))}
     if any(steps < 1 for steps in args.from_scratch):
         parser.error("--from-scratch: at least 1 training step")
+    if args.seed is not None and args.seed < 0:
+        parser.error("--seed: a seed is 0 or more")
+    seeded = {} if args.seed is None else {"seed": args.seed}
+    suffix = "" if args.seed is None else f"-seed{args.seed}"
 
     import pandas as pd
 
@@ -177,16 +184,16 @@ def main(argv: list[str] | None = None) -> int:
     every, lines = [], []
     for text, overrides in variants.items():
         name = "default" if not overrides else text.replace(";", "_").replace("=", "-").replace(" ", "")
-        name = "".join(c if c.isalnum() or c in "-_." else "" for c in name)
-        estimates = evaluate_variant(name, overrides, rows, args.out)
+        name = "".join(c if c.isalnum() or c in "-_." else "" for c in name) + suffix
+        estimates = evaluate_variant(name, {**overrides, **seeded}, rows, args.out)
         every += estimates
-        lines.append(summarize(text or "default", estimates))
+        lines.append(summarize((text or "default") + suffix, estimates))
         print(lines[-1], flush=True)
     for steps in args.from_scratch:
-        name = f"scratch-{steps}-steps"
-        estimates = evaluate_variant(name, {"finetune_steps": steps}, rows, args.out, untrained=True)
+        name = f"scratch-{steps}-steps{suffix}"
+        estimates = evaluate_variant(name, {"finetune_steps": steps, **seeded}, rows, args.out, untrained=True)
         every += estimates
-        lines.append(summarize(f"no supernet, {steps} steps from the initial weights", estimates))
+        lines.append(summarize(f"no supernet, {steps} steps from the initial weights{suffix}", estimates))
         print(lines[-1], flush=True)
     args.csv.parent.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(every).to_csv(args.csv, index=False)
