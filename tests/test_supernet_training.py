@@ -154,6 +154,16 @@ def test_training_writes_every_epoch_and_a_resume_continues_bit_for_bit(space, d
     assert torch.equal(next(iter(net.weights.values())), next(iter(full.supernet.weights.values())))
 
 
+def test_the_training_curve_follows_the_supernet_not_the_fine_tuned_estimates(space, data, tmp_path):
+    # finetune_steps only changes how an architecture is estimated after training; the curve of
+    # the largest and smallest networks is the supernet's own (it would rise with fine-tuning)
+    plain = train_supernet(space, SupernetConfig(**SETTINGS), data, out_dir=tmp_path / "a", progress=False)
+    tuned = SupernetConfig(**SETTINGS, finetune_steps=20, finetune_lr=0.05)
+    adapted = train_supernet(space, tuned, data, out_dir=tmp_path / "b", progress=False)
+    curve = [(h["val_acc_largest"], h["val_acc_smallest"]) for h in plain.history]
+    assert curve == [(h["val_acc_largest"], h["val_acc_smallest"]) for h in adapted.history]
+
+
 def write_experiment(tmp_path: Path, **supernet) -> Path:
     (tmp_path / "tiny_space.yaml").write_text(TINY)
     data = {

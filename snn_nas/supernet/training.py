@@ -29,7 +29,7 @@ import math
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -266,8 +266,11 @@ def _epoch_metrics(
     net: Supernet, watched: tuple[Genotype, Genotype], data: Any, config: SupernetConfig, dev: torch.device,
     calibration: list[torch.Tensor], epoch: int, losses: torch.Tensor, wall_s: float, epoch_s: float, steps: int,
 ) -> dict[str, Any]:  # fmt: skip
-    """The curve point of an epoch: mean losses, the largest's and smallest's val accuracy."""
-    largest, smallest = (evaluate_subnet(net, g, data, config, device=dev, calibration=calibration) for g in watched)
+    """The curve point of an epoch: mean losses, the largest's and smallest's val accuracy with
+    the supernet's own weights (batch norm recalibrated, no ``finetune_steps``: the curve follows
+    the training, not the few-shot adaptation an architecture's estimate adds)."""
+    own = replace(config, finetune_steps=0)
+    largest, smallest = (evaluate_subnet(net, g, data, own, device=dev, calibration=calibration) for g in watched)
     values = losses.tolist()
     return {
         "epoch": epoch,
