@@ -19,7 +19,12 @@ variant on 2 idle CPU cores)::
         --variant "epochs=3;anchors=[mlp_spe_micro]" --from-scratch 10
 
 ``--from-scratch STEPS`` adds the baseline a supernet must beat: every estimate made from the
-initial weights after STEPS training steps (``finetune_steps``), no supernet trained.
+initial weights after STEPS training steps (``finetune_steps``), no supernet trained. ``--seed N``
+gives every variant and baseline supernet seed N (its runs are named ``...-seedN``), for the
+spread of tau over seeds::
+
+    for s in 1 2; do python experiments/benchmarks/supernet_ranking.py --seed $s \
+        --variant "epochs=4" --from-scratch 10 --csv ranking_s$s.csv; done
 """
 
 from __future__ import annotations
