@@ -196,6 +196,28 @@ def test_a_baseline_is_not_compared_with_its_own_architecture():
     assert by_name["mlp_s"].best_cheaper != base["key"]
 
 
+def test_a_seed_design_trained_with_two_seeds_gets_one_verdict_on_its_means(tmp_path, capsys, monkeypatch):
+    """The second seed of mlp_spe_t (75 %) is dominated by trial a row by row; on seed means
+    (85 % at 305 SOPs against a's 80 % over its own two seeds) nothing dominates it, which is what
+    the search's summary says, so pareto says so too. One-seed baselines get no such line."""
+    table = trial_table()
+    e, a = table[table["key"] == "e"], table[table["key"] == "a"]
+    extra = [e.assign(trial_id="e2", val_acc=0.75, sops=310.0), a.assign(trial_id="a2", val_acc=0.70)]
+    analysis = analyse_front(pd.concat([table, *extra], ignore_index=True))
+    assert [v["baseline"] for v in analysis.seed_verdicts] == ["mlp_spe_t"]
+    verdict = analysis.seed_verdicts[0]
+    assert verdict["seeds"] == 2 and verdict["val_acc"] == pytest.approx(0.85) and verdict["sops"] == 305.0
+    assert not verdict["dominated"] and verdict["best_at_or_below_cost"] == "b"  # b: 80 % at 50, a: 80 % at 100
+    assert any(b.baseline == "mlp_spe_t" and b.dominated for b in analysis.baselines)  # the single row is
+    monkeypatch.setenv("COLUMNS", "250")
+    pd.concat([table, *extra], ignore_index=True).to_parquet(tmp_path / "trials.parquet")
+    assert _run_cli([str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert ("on seed means: mlp_spe_t: 85.00 % (spread 20.0 points) at 305 sops, 2 seed(s); not dominated on seed "
+            "means; best at or below its cost b: 80.00 % at 50 sops, 1 seed(s)") in out  # fmt: skip
+    assert out.count("on seed means:") == 1
+
+
 def test_other_cost_axis_changes_the_front():
     # on energy c (0.70, 1 uJ) is the cheapest, so it joins the front; reference 1.1 x 30
     analysis = analyse_front(trial_table(), x="energy_uj")

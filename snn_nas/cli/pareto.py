@@ -136,6 +136,8 @@ def print_front(analysis, root: Path, *, top: int | None = None) -> None:
         if b.dominated:
             verdict = verdict.replace("dominated", "[green]dominated[/green]", 1)
         console.print(f"baseline {b.baseline} ({100 * b.val_acc:.2f}%, {cost}): {verdict}")
+    for v in analysis.seed_verdicts:
+        console.print(f"on seed means: {escape(v['line'])}")
     for b in analysis.baselines_unplaced:
         console.print(
             f"baseline {b['baseline']}: status {b['status']}" + (f" ({escape(b['error'])})" if b["error"] else "")

@@ -69,6 +69,7 @@ class FrontAnalysis:
     chance_margin: float = CHANCE_MARGIN
     search_counts: dict[str, int] = field(default_factory=dict)  # status counts of the search trials
     baseline_counts: dict[str, int] = field(default_factory=dict)  # status counts of the baseline rows
+    seed_verdicts: tuple[dict[str, Any], ...] = ()  # baselines trained with several seeds: verdict on means
 
     def front_rows(self, top: int | None = None) -> list[dict[str, Any]]:
         """The front as JSON-ready dicts (``FRONT_COLUMNS``, ``macs``, ``trial_id``, ``summary``, test accuracy)."""
@@ -109,6 +110,7 @@ class FrontAnalysis:
             "baselines_not_run": list(self.baselines_not_run),
             "baselines_unplaced": [dict(b) for b in self.baselines_unplaced],
             "baselines_note": self.baselines_note,
+            "baselines_on_seed_means": [dict(v) for v in self.seed_verdicts],
             "not_comparable": [
                 {
                     **{k: plain_value(r.get(k)) for k in ("key", "baseline", "val_acc", "sops", "macs", "energy_uj")},
@@ -291,7 +293,29 @@ def analyse_front(
         num_classes=classes,
         search_counts=_counts(table[~is_base]),
         baseline_counts=_counts(table[is_base]),
+        seed_verdicts=seed_verdicts(placed, x, y),
     )
+
+
+def seed_verdicts(placed: pd.DataFrame, x: str, y: str) -> tuple[dict[str, Any], ...]:
+    """The verdict on seed means of each seed design trained with several seeds (a one-shot
+    search's stage 2 trains it twice), against the seed means of the searched architectures:
+    the same sentence as the search's summary (``selection.mean_verdict_line``). ``placed``:
+    the rows eligible for the front, with ``baseline`` and ``is_baseline``."""
+    from snn_nas.search.selection import mean_verdict_line, seed_means
+
+    rows = placed.to_dict("records")
+    searched = seed_means([r for r in rows if not r["is_baseline"]], x, y)
+    out = []
+    for name in sorted({str(r["baseline"]) for r in rows if r["is_baseline"]}):
+        mean = next(iter(seed_means([r for r in rows if r["baseline"] == name], x, y).values()), None)
+        if mean is None or mean.n < 2:
+            continue
+        line, best, dominating = mean_verdict_line(name, mean, searched.values(), x)
+        out.append({"baseline": name, "key": mean.key, "seeds": mean.n, y: mean.mean_y, "spread": mean.spread_y,
+                    x: mean.mean_x, "dominated": bool(dominating), "best_at_or_below_cost": best.key if best else None,
+                    "line": line})  # fmt: skip
+    return tuple(out)
 
 
 def _counts(table: pd.DataFrame) -> dict[str, int]:

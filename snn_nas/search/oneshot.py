@@ -33,7 +33,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from snn_nas.search.selection import Candidate, SeedMean, mean_verdict, seed_means, stage2_candidates
+from snn_nas.search.selection import Candidate, mean_verdict_line, seed_means, stage2_candidates
 
 STAGE1_RUN = "stage1"
 STAGE2_RUN = "stage2"
@@ -236,11 +236,6 @@ def _run_stage2(
 
 
 # ---------------------------------------------------------------------------- the record
-def _mean_text(mean: SeedMean, x: str) -> str:
-    spread = f" (spread {100 * mean.spread_y:.1f} points)" if mean.n > 1 else ""
-    return f"{100 * mean.mean_y:.2f} %{spread} at {mean.mean_x:.3g} {x}, {mean.n} seed(s)"
-
-
 def verdicts(experiment: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per spiking seed design: its seed means, the best standalone architecture at or below its
     cost and the ones dominating it, all on seed means (``selection.mean_verdict``)."""
@@ -255,20 +250,14 @@ def verdicts(experiment: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]
         if not base:
             continue
         mean = next(iter(base.values()))
-        best, dominating = mean_verdict(mean, searched.values())
+        line, best, dominating = mean_verdict_line(name, mean, searched.values(), x)
         out.append({
             "baseline": name,
             "baseline_mean": mean.__dict__,
             "best_at_or_below_cost": best.__dict__ if best else None,
             "dominated_by": [d.__dict__ for d in dominating],
             "dominated": bool(dominating),
-            "line": (
-                f"{name}: {_mean_text(mean, x)}; "
-                + (f"dominated by {len(dominating)} searched architecture(s), best {dominating[0].key}: "
-                   f"{_mean_text(dominating[0], x)}" if dominating else
-                   "not dominated on seed means" + (f"; best at or below its cost {best.key}: {_mean_text(best, x)}"
-                                                    if best else ""))
-            ),
+            "line": line,
         })  # fmt: skip
     return out
 

@@ -211,3 +211,25 @@ def mean_verdict(baseline: SeedMean, others: Iterable[SeedMean]) -> tuple[SeedMe
     cheaper = [o for o in others if o.mean_x <= baseline.mean_x]
     best = max(cheaper, key=lambda o: (o.mean_y, -o.mean_x), default=None)
     return best, sorted((o for o in others if dominates_on_means(o, baseline)), key=lambda o: -o.mean_y)
+
+
+def mean_text(mean: SeedMean, x: str) -> str:
+    """``93.45 % (spread 0.9 points) at 6.9e+05 sops, 2 seed(s)``."""
+    spread = f" (spread {100 * mean.spread_y:.1f} points)" if mean.n > 1 else ""
+    return f"{100 * mean.mean_y:.2f} %{spread} at {mean.mean_x:.3g} {x}, {mean.n} seed(s)"
+
+
+def mean_verdict_line(
+    name: str, baseline: SeedMean, others: Iterable[SeedMean], x: str
+) -> tuple[str, SeedMean | None, list[SeedMean]]:
+    """``(line, best, dominating)``: ``mean_verdict`` of seed design ``name`` and the sentence
+    that the search's summary and ``snn-nas pareto`` both print for it."""
+    best, dominating = mean_verdict(baseline, others)
+    if dominating:
+        tail = (f"dominated by {len(dominating)} searched architecture(s), best {dominating[0].key}: "
+                f"{mean_text(dominating[0], x)}")  # fmt: skip
+    else:
+        tail = "not dominated on seed means"
+        if best:
+            tail += f"; best at or below its cost {best.key}: {mean_text(best, x)}"
+    return f"{name}: {mean_text(baseline, x)}; {tail}", best, dominating
