@@ -208,7 +208,7 @@ def test_a_seed_design_trained_with_two_seeds_gets_one_verdict_on_its_means(tmp_
     verdict = analysis.seed_verdicts[0]
     assert verdict["seeds"] == 2 and verdict["val_acc"] == pytest.approx(0.85) and verdict["sops"] == 305.0
     assert not verdict["dominated"] and verdict["best_at_or_below_cost"] == "b"  # b: 80 % at 50, a: 80 % at 100
-    assert any(b.baseline == "mlp_spe_t" and b.dominated for b in analysis.baselines)  # the single row is
+    assert any(b.baseline == "mlp_spe_t" and b.dominated for b in analysis.baselines)  # row by row: dominated
     monkeypatch.setenv("COLUMNS", "250")
     pd.concat([table, *extra], ignore_index=True).to_parquet(tmp_path / "trials.parquet")
     assert _run_cli([str(tmp_path)]) == 0

@@ -302,20 +302,17 @@ def seed_verdicts(placed: pd.DataFrame, x: str, y: str) -> tuple[dict[str, Any],
     search's stage 2 trains it twice), against the seed means of the searched architectures:
     the same sentence as the search's summary (``selection.mean_verdict_line``). ``placed``:
     the rows eligible for the front, with ``baseline`` and ``is_baseline``."""
-    from snn_nas.search.selection import mean_verdict_line, seed_means
+    from snn_nas.search.selection import design_verdicts
 
     rows = placed.to_dict("records")
-    searched = seed_means([r for r in rows if not r["is_baseline"]], x, y)
-    out = []
-    for name in sorted({str(r["baseline"]) for r in rows if r["is_baseline"]}):
-        mean = next(iter(seed_means([r for r in rows if r["baseline"] == name], x, y).values()), None)
-        if mean is None or mean.n < 2:
-            continue
-        line, best, dominating = mean_verdict_line(name, mean, searched.values(), x)
-        out.append({"baseline": name, "key": mean.key, "seeds": mean.n, y: mean.mean_y, "spread": mean.spread_y,
-                    x: mean.mean_x, "dominated": bool(dominating), "best_at_or_below_cost": best.key if best else None,
-                    "line": line})  # fmt: skip
-    return tuple(out)
+    names = sorted({str(r["baseline"]) for r in rows if r["is_baseline"]})
+    designs = {name: [r for r in rows if r["baseline"] == name] for name in names}
+    searched = [r for r in rows if not r["is_baseline"]]
+    return tuple(
+        {"baseline": name, "key": mean.key, "seeds": mean.n, y: mean.mean_y, "spread": mean.spread_y, x: mean.mean_x,
+         "dominated": bool(dominating), "best_at_or_below_cost": best.key if best else None, "line": line}
+        for name, mean, line, best, dominating in design_verdicts(designs, searched, x, y, min_seeds=2)
+    )  # fmt: skip
 
 
 def _counts(table: pd.DataFrame) -> dict[str, int]:

@@ -33,7 +33,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from snn_nas.search.selection import Candidate, mean_verdict_line, seed_means, stage2_candidates
+from snn_nas.search.selection import Candidate, design_verdicts, stage2_candidates
 
 STAGE1_RUN = "stage1"
 STAGE2_RUN = "stage2"
@@ -243,23 +243,18 @@ def verdicts(experiment: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]
 
     x, y = _axes(experiment)
     eligible = [r for r in rows if r.get("status") == "ok" and front_exclusion(r, x=x, y=y) is None]
-    searched = seed_means([r for r in eligible if is_stage2(r)], x, y)
-    out = []
-    for name in baseline_costs(experiment, rows):
-        base = seed_means([r for r in eligible if r.get("baseline") == name], x, y)
-        if not base:
-            continue
-        mean = next(iter(base.values()))
-        line, best, dominating = mean_verdict_line(name, mean, searched.values(), x)
-        out.append({
+    designs = {name: [r for r in eligible if r.get("baseline") == name] for name in baseline_costs(experiment, rows)}
+    return [
+        {
             "baseline": name,
             "baseline_mean": mean.__dict__,
             "best_at_or_below_cost": best.__dict__ if best else None,
             "dominated_by": [d.__dict__ for d in dominating],
             "dominated": bool(dominating),
             "line": line,
-        })  # fmt: skip
-    return out
+        }
+        for name, mean, line, best, dominating in design_verdicts(designs, filter(is_stage2, eligible), x, y)
+    ]
 
 
 def write_summary(

@@ -233,3 +233,18 @@ def mean_verdict_line(
         if best:
             tail += f"; best at or below its cost {best.key}: {mean_text(best, x)}"
     return f"{name}: {mean_text(baseline, x)}; {tail}", best, dominating
+
+
+def design_verdicts(
+    designs: Mapping[str, Iterable[Mapping[str, Any]]], searched: Iterable[Mapping[str, Any]], x: str, y: str,
+    *, min_seeds: int = 1,
+) -> list[tuple[str, SeedMean, str, SeedMean | None, list[SeedMean]]]:  # fmt: skip
+    """``(name, mean, line, best, dominating)`` per seed design of ``designs`` (``name -> its
+    rows``) with at least ``min_seeds`` seeds, against the seed means of the ``searched`` rows."""
+    others = seed_means(searched, x, y).values()
+    out = []
+    for name, rows in designs.items():
+        mean = next(iter(seed_means(rows, x, y).values()), None)
+        if mean is not None and mean.n >= min_seeds:
+            out.append((name, mean, *mean_verdict_line(name, mean, others, x)))
+    return out
