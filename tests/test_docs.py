@@ -31,6 +31,9 @@ def test_readme_is_a_landing_page_with_working_links():
     readme = (REPO / "README.md").read_text()
     assert len(readme.splitlines()) < 120
     assert 'pip install -e ".[dev]"' in readme and "snn-nas search" in readme and "pytest" in readme
+    # what a landing page owes a new user: a Ray cluster's start-up and how SOPs and energy are counted
+    assert "ray start --head" in readme and "--address auto" in readme
+    assert "## How SOPs and energy are counted" in readme and "0.9 pJ x SOPs + 4.6 pJ x MACs" in readme
     for target in re.findall(r"\]\(([^)#]+)\)", readme):
         if target.startswith("http"):
             continue
