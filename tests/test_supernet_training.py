@@ -124,6 +124,25 @@ def test_batch_norm_recalibration_is_the_exact_mean_over_the_batches():
     assert model[1].momentum == 0.1 and not model.training
 
 
+def test_a_fine_tuned_estimate_is_measured_with_statistics_of_the_fine_tuned_weights(space, data, tmp_path):
+    # fine-tuning runs the norms on batch statistics, so the estimate recalibrates once, after it:
+    # the same numbers as inherit -> fine-tune -> recalibrate -> classify done by hand
+    from snn_nas.supernet.evaluate import calibration_images, classify, evaluate_subnet, finetune, validation_tensors
+
+    run = train_supernet(space, SupernetConfig(**{**SETTINGS, "epochs": 1}), data, out_dir=tmp_path, progress=False)
+    config = SupernetConfig(**SETTINGS, finetune_steps=3, finetune_lr=0.05)
+    genotype = SubnetSampler(space, seed=1).random(np.random.default_rng(3))
+    calibration = calibration_images(data, config, torch.device("cpu"))
+    estimate = evaluate_subnet(run.supernet, genotype, data, config, calibration=calibration)
+    model = run.supernet.subnet(genotype)
+    finetune(model, data, config, torch.device("cpu"))
+    recalibrate_batch_norm(model, calibration)
+    images, labels = validation_tensors(data, torch.device("cpu"))
+    assert (estimate.val_acc, estimate.val_loss) == pytest.approx(classify(model, images, labels, 64), abs=1e-6)
+    for mine, theirs in zip(estimate.model.state_dict().values(), model.state_dict().values(), strict=True):
+        assert torch.allclose(mine.float(), theirs.float(), atol=1e-5)
+
+
 def test_training_writes_every_epoch_and_a_resume_continues_bit_for_bit(space, data, tmp_path):
     config = SupernetConfig(**SETTINGS)
     meta = {"for": "this test"}

@@ -7,8 +7,9 @@ fed ``bn_batches`` batches of training images in training mode with a cumulative
 (``momentum=None``), everything else in eval mode (no stochastic depth). The calibration images
 are the same fixed ones for every architecture (drawn with the supernet's seed), so evaluations
 compare like with like. With ``finetune_steps`` the inherited weights are first adapted by that
-many AdamW steps on fixed training batches (a few-shot evaluation; the statistics are then
-recalibrated again). Then ``val_images`` validation images are classified.
+many AdamW steps on fixed training batches (a few-shot evaluation, with the norms in training
+mode, so the statistics are computed once, after it). Then ``val_images`` validation images are
+classified.
 """
 
 from __future__ import annotations
@@ -142,10 +143,11 @@ def evaluate_subnet(
     if time_steps is not None:
         model.time_steps = min(int(model.time_steps), int(time_steps))
     calibration = calibration if calibration is not None else calibration_images(data, config, device)
-    recalibrate_batch_norm(model, calibration)
     if config.finetune_steps:
+        # fine-tuning runs the norms in training mode (batch statistics), so statistics computed
+        # before it would be discarded unread: recalibrate once, after it
         finetune(model, data, config, device)
-        recalibrate_batch_norm(model, calibration)
+    recalibrate_batch_norm(model, calibration)
     images, labels = validation_tensors(data, device)
     if config.val_images is not None:
         images, labels = images[: config.val_images], labels[: config.val_images]
