@@ -28,12 +28,7 @@ trials, up to ``n`` in all.
 * ``top1_regret``: the best high-fidelity accuracy in the sample minus that of the proxy's best;
 * ``n``: rows compared.
 
-Tau-b of ``x`` and ``y`` over ``n`` pairs, with ``C`` concordant and ``D`` discordant pairs::
-
-    tau_b = (C - D) / sqrt((P - T_x) (P - T_y)),    P = n (n - 1) / 2
-
-where ``T_x`` / ``T_y`` count the pairs tied in ``x`` / ``y`` (scipy's ``kendalltau``
-default). NaN when there are fewer than 2 rows or a variable is constant.
+Tau-b, rho and their intervals (the formulas): ``snn_nas.audit_stats``, re-exported here.
 """
 
 from __future__ import annotations
@@ -48,7 +43,14 @@ from typing import Any
 
 import numpy as np
 
-from snn_nas.errors import SnnNasError
+from snn_nas.audit_stats import (
+    AuditError,
+    column_tau,
+    finite_rows,
+    kendall_tau,
+    rank_interval,
+    spearman_rho,
+)
 from snn_nas.pareto import is_pareto_front, to_minimization
 
 AUDIT_DIR = "audit"
@@ -86,54 +88,6 @@ batch); ``sahd`` the SAHD score of the untrained model; ``fidelity`` the TrainCo
 two-stage search's audit adds ``supernet_val_acc`` / ``supernet_sops`` (the stage-1 estimate) and
 ``proxy_source`` (``stage2``: the proxy figures are stage 2's seed means; ``audit``: the audit
 trained the architecture at the proxy too); see ``snn_nas.audit_oneshot``."""
-
-
-class AuditError(SnnNasError, ValueError):
-    """An audit that cannot run: nothing to audit, a bad sample size, a folder of another kind."""
-
-
-# ----------------------------------------------------------------------------- rank statistics
-def _ranks(values: np.ndarray) -> np.ndarray:
-    """Average ranks (1-based; ties share their mean rank)."""
-    order = np.argsort(values, kind="mergesort")
-    ranks = np.empty(len(values), dtype=float)
-    sorted_values = values[order]
-    i = 0
-    while i < len(values):
-        j = i
-        while j + 1 < len(values) and sorted_values[j + 1] == sorted_values[i]:
-            j += 1
-        ranks[order[i : j + 1]] = (i + j) / 2.0 + 1.0
-        i = j + 1
-    return ranks
-
-
-def kendall_tau(x: Sequence[float], y: Sequence[float]) -> float:
-    """Kendall's tau-b of paired samples (see the module docstring); NaN if undefined."""
-    a, b = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    if a.shape != b.shape or a.ndim != 1:
-        raise AuditError(f"kendall_tau: expected two 1-D arrays of one length, got {a.shape} and {b.shape}")
-    n = len(a)
-    if n < 2:
-        return math.nan
-    i, j = np.triu_indices(n, k=1)
-    dx, dy = np.sign(a[i] - a[j]), np.sign(b[i] - b[j])
-    concordant_minus_discordant = float(np.sum(dx * dy))
-    pairs = n * (n - 1) / 2
-    tied_x, tied_y = float(np.sum(dx == 0)), float(np.sum(dy == 0))
-    denominator = math.sqrt((pairs - tied_x) * (pairs - tied_y))
-    return concordant_minus_discordant / denominator if denominator > 0 else math.nan
-
-
-def spearman_rho(x: Sequence[float], y: Sequence[float]) -> float:
-    """Spearman's rho: Pearson's correlation of the average ranks; NaN if undefined."""
-    a, b = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    if len(a) < 2 or a.shape != b.shape:
-        return math.nan
-    ra, rb = _ranks(a), _ranks(b)
-    ra, rb = ra - ra.mean(), rb - rb.mean()
-    denominator = math.sqrt(float(np.sum(ra * ra) * np.sum(rb * rb)))
-    return float(np.sum(ra * rb)) / denominator if denominator > 0 else math.nan
 
 
 # ----------------------------------------------------------------------------- the sample
@@ -174,47 +128,13 @@ def audit_sample(trials: Any, n: int, *, x: str = "sops") -> list[dict[str, Any]
 
 
 # ----------------------------------------------------------------------------- the statistics
-def _finite_rows(rows: Sequence[Mapping[str, Any]], *columns: str) -> list[Mapping[str, Any]]:
-    from snn_nas.jsonutil import finite_or_none
-
-    return [r for r in rows if all(finite_or_none(r.get(c)) is not None for c in columns)]
-
-
-def _tau(rows: Sequence[Mapping[str, Any]], a: str, b: str) -> float:
-    rows = _finite_rows(rows, a, b)
-    return kendall_tau([float(r[a]) for r in rows], [float(r[b]) for r in rows])
-
-
 SMALL_N = 10
 """Below this many architectures a rank statistic is reported with a warning: with n = 4 a single
 swapped pair moves Kendall's tau by 0.33, and its 95 % interval spans most of [-1, 1]."""
-Z95 = 1.959963984540054
-
-
-def rank_interval(value: float, n: int, kind: str = "tau") -> tuple[float, float] | None:
-    """Approximate 95 % confidence interval of a rank correlation over ``n`` pairs (Fisher's z):
-
-    ``z = atanh(r)``, ``r`` in ``[z - 1.96 s, z + 1.96 s]`` mapped back by ``tanh``, with the
-    standard errors of Fieller, Hartley and Pearson (1957): ``s = sqrt(0.437 / (n - 4))`` for
-    Kendall's tau (n >= 5) and ``s = sqrt(1.06 / (n - 3))`` for Spearman's rho (n >= 4). None when
-    ``n`` is below that or the value is undefined (too few pairs for an interval).
-    """
-    if value is None or not math.isfinite(value):
-        return None
-    if kind == "tau":
-        if n < 5:
-            return None
-        se = math.sqrt(0.437 / (n - 4))
-    else:
-        if n < 4:
-            return None
-        se = math.sqrt(1.06 / (n - 3))
-    z = math.atanh(max(-0.999999, min(0.999999, value)))
-    return math.tanh(z - Z95 * se), math.tanh(z + Z95 * se)
 
 
 def _n(rows: Sequence[Mapping[str, Any]], a: str, b: str) -> int:
-    return len(_finite_rows(rows, a, b))
+    return len(finite_rows(rows, a, b))
 
 
 def audit_statistics(rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
@@ -240,7 +160,7 @@ def audit_statistics(rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
         stats[f"ci95_{name}"] = None if interval is None else list(interval)
     interval = rank_interval(stats["kendall_tau_top"], stats["n_top"])
     stats["ci95_kendall_tau_top"] = None if interval is None else list(interval)
-    stats["n_sops_drift"] = len([r for r in _finite_rows(done, "sops", "proxy_sops") if float(r["proxy_sops"]) > 0])
+    stats["n_sops_drift"] = len([r for r in finite_rows(done, "sops", "proxy_sops") if float(r["proxy_sops"]) > 0])
     stats["small_n"] = stats["n"] < SMALL_N
     return stats
 
@@ -248,27 +168,27 @@ def audit_statistics(rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
 def _point_statistics(rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     """The point values of ``audit_statistics``."""
     done = [r for r in rows if r.get("status") == "ok"]
-    paired = _finite_rows(done, "proxy_val_acc", "val_acc")
+    paired = finite_rows(done, "proxy_val_acc", "val_acc")
     proxy = [float(r["proxy_val_acc"]) for r in paired]
     high = [float(r["val_acc"]) for r in paired]
     ranked = sorted(paired, key=lambda r: -float(r["proxy_val_acc"]))
     top = ranked[: max(3, math.ceil(len(ranked) / 3))] if len(ranked) >= 3 else []
     drift = [
         (float(r["sops"]) - float(r["proxy_sops"])) / float(r["proxy_sops"])
-        for r in _finite_rows(done, "sops", "proxy_sops")
+        for r in finite_rows(done, "sops", "proxy_sops")
         if float(r["proxy_sops"]) > 0
     ]
     stats: dict[str, Any] = {
         "n": len(paired),
         "kendall_tau": kendall_tau(proxy, high),
         "spearman_rho": spearman_rho(proxy, high),
-        "kendall_tau_top": _tau(top, "proxy_val_acc", "val_acc") if top else math.nan,
+        "kendall_tau_top": column_tau(top, "proxy_val_acc", "val_acc") if top else math.nan,
         "n_top": len(top),
-        "kendall_tau_test": _tau(done, "proxy_val_acc", "test_acc"),
-        "kendall_tau_sops": _tau(done, "proxy_sops", "sops"),
-        "kendall_tau_params": _tau(done, "params", "val_acc"),
-        "kendall_tau_sahd": _tau(done, "sahd", "val_acc"),
-        "kendall_tau_sahd_proxy": _tau(done, "sahd", "proxy_val_acc"),
+        "kendall_tau_test": column_tau(done, "proxy_val_acc", "test_acc"),
+        "kendall_tau_sops": column_tau(done, "proxy_sops", "sops"),
+        "kendall_tau_params": column_tau(done, "params", "val_acc"),
+        "kendall_tau_sahd": column_tau(done, "sahd", "val_acc"),
+        "kendall_tau_sahd_proxy": column_tau(done, "sahd", "proxy_val_acc"),
         "sops_drift_median": float(np.median(drift)) if drift else math.nan,
         "sops_drift_max": float(max(drift, key=abs)) if drift else math.nan,
         "front_recall": front_recall(done),
@@ -279,7 +199,7 @@ def _point_statistics(rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
 
 def front_recall(rows: Sequence[Mapping[str, Any]]) -> float:
     """Share of the sample's high-fidelity front (``val_acc``, ``sops``) on its proxy front."""
-    rows = _finite_rows(rows, "proxy_val_acc", "proxy_sops", "val_acc", "sops")
+    rows = finite_rows(rows, "proxy_val_acc", "proxy_sops", "val_acc", "sops")
     if not rows:
         return math.nan
     directions = ["maximize", "minimize"]
@@ -292,7 +212,7 @@ def front_recall(rows: Sequence[Mapping[str, Any]]) -> float:
 
 def top1_regret(rows: Sequence[Mapping[str, Any]]) -> float:
     """Best high-fidelity accuracy minus that of the architecture the proxy ranks first."""
-    rows = _finite_rows(rows, "proxy_val_acc", "val_acc")
+    rows = finite_rows(rows, "proxy_val_acc", "val_acc")
     if not rows:
         return math.nan
     chosen = max(rows, key=lambda r: (float(r["proxy_val_acc"]), -float(r.get("proxy_sops") or 0.0)))
@@ -425,7 +345,7 @@ def audit_report(rows: Sequence[Mapping[str, Any]], *, fidelity: Mapping[str, An
 
 def plot_info(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """What ``audit.png`` draws: proxy versus high-fidelity accuracy, front members marked."""
-    paired = _finite_rows([r for r in rows if r.get("status") == "ok"], "proxy_val_acc", "val_acc")
+    paired = finite_rows([r for r in rows if r.get("status") == "ok"], "proxy_val_acc", "val_acc")
     return {
         "x": [float(r["proxy_val_acc"]) for r in paired],
         "y": [float(r["val_acc"]) for r in paired],

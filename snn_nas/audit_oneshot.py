@@ -12,7 +12,7 @@ in all. The spread has no standalone proxy result, so the audit trains those at 
 fidelity too (``needs_proxy``); ``proxy_source`` says which (``stage2`` or ``audit``).
 
 **Statistics** (``supernet_statistics``), each with ``n_<name>`` and a 95 % interval
-(``snn_nas.audit.rank_interval``):
+(``snn_nas.audit_stats.rank_interval``):
 
 * ``kendall_tau_supernet_proxy`` / ``kendall_tau_supernet``: supernet accuracy versus proxy /
   high-fidelity accuracy; ``_top`` variants among the best third by supernet accuracy;
@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from snn_nas.audit import AuditError, _finite_rows, _tau, rank_interval
+from snn_nas.audit_stats import AuditError, column_tau, finite_rows, rank_interval
 from snn_nas.pareto import is_pareto_front, to_minimization
 
 
@@ -89,7 +89,7 @@ def _front(rows: Sequence[Mapping[str, Any]], acc: str, cost: str) -> np.ndarray
 
 def _recall(rows: Sequence[Mapping[str, Any]], acc: str, cost: str) -> float:
     """Share of the (``acc``, ``cost``) front of ``rows`` that the supernet's front holds."""
-    rows = _finite_rows(rows, "supernet_val_acc", "supernet_sops", acc, cost)
+    rows = finite_rows(rows, "supernet_val_acc", "supernet_sops", acc, cost)
     if not rows:
         return math.nan
     truth, estimate = _front(rows, acc, cost), _front(rows, "supernet_val_acc", "supernet_sops")
@@ -100,16 +100,16 @@ def supernet_statistics(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """The supernet's ranking against standalone training (module docstring); ``{}`` when no
     row has a supernet estimate (an ordinary search)."""
     done = [r for r in rows if r.get("status") == "ok"]
-    if not _finite_rows(done, "supernet_val_acc"):
+    if not finite_rows(done, "supernet_val_acc"):
         return {}
-    ranked = sorted(_finite_rows(done, "supernet_val_acc"), key=lambda r: -float(r["supernet_val_acc"]))
+    ranked = sorted(finite_rows(done, "supernet_val_acc"), key=lambda r: -float(r["supernet_val_acc"]))
     top = ranked[: max(3, math.ceil(len(ranked) / 3))] if len(ranked) >= 3 else []
     stats: dict[str, Any] = {
-        "kendall_tau_supernet_proxy": _tau(done, "supernet_val_acc", "proxy_val_acc"),
-        "kendall_tau_supernet": _tau(done, "supernet_val_acc", "val_acc"),
-        "kendall_tau_supernet_proxy_top": _tau(top, "supernet_val_acc", "proxy_val_acc") if top else math.nan,
-        "kendall_tau_supernet_top": _tau(top, "supernet_val_acc", "val_acc") if top else math.nan,
-        "kendall_tau_params_proxy": _tau(done, "params", "proxy_val_acc"),
+        "kendall_tau_supernet_proxy": column_tau(done, "supernet_val_acc", "proxy_val_acc"),
+        "kendall_tau_supernet": column_tau(done, "supernet_val_acc", "val_acc"),
+        "kendall_tau_supernet_proxy_top": column_tau(top, "supernet_val_acc", "proxy_val_acc") if top else math.nan,
+        "kendall_tau_supernet_top": column_tau(top, "supernet_val_acc", "val_acc") if top else math.nan,
+        "kendall_tau_params_proxy": column_tau(done, "params", "proxy_val_acc"),
         "front_recall_supernet_proxy": _recall(done, "proxy_val_acc", "proxy_sops"),
         "front_recall_supernet": _recall(done, "val_acc", "sops"),
     }
@@ -121,7 +121,7 @@ def supernet_statistics(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "kendall_tau_params_proxy": (done, "params", "proxy_val_acc"),
     }
     for name, (part, a, b) in pairs.items():
-        count = len(_finite_rows(part, a, b))
+        count = len(finite_rows(part, a, b))
         stats[f"n_{name}"] = count
         interval = rank_interval(stats[name], count)
         stats[f"ci95_{name}"] = None if interval is None else list(interval)

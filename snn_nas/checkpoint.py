@@ -47,7 +47,7 @@ def save_checkpoint(path: str | os.PathLike[str], state: dict[str, Any]) -> Path
 
     ``format``, ``format_version`` and ``version`` are added.
     """
-    from snn_nas import __version__
+    from snn_nas.version import __version__
 
     missing = [key for key in _REQUIRED if key not in state]
     if missing:

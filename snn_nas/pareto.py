@@ -68,23 +68,117 @@ def dominance_matrix(loss_values: np.ndarray | Sequence[Sequence[float]]) -> np.
 
 
 def is_pareto_front(loss_values: np.ndarray | Sequence[Sequence[float]]) -> np.ndarray:
-    """``[n]`` boolean mask of the non-dominated points of ``loss_values`` (``[n, m]``)."""
+    """``[n]`` boolean mask of the non-dominated points of ``loss_values`` (``[n, m]``).
+
+    Two objectives: one sweep in sorted order (``front_mask_2d``), O(n log n) time and O(n)
+    memory; more: the ``[n, n]`` dominance matrix."""
     points = _as_points(loss_values)
     if points.shape[0] == 0:
         return np.zeros(0, dtype=bool)
+    if points.shape[1] == 2:
+        return front_mask_2d(points, np.lexsort((points[:, 1], points[:, 0])))
     return ~dominance_matrix(points).any(axis=0)
+
+
+def front_mask_2d(points: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """``[n]`` mask of the non-dominated points of ``points`` (``[n, 2]``, finite), given ``order``,
+    the permutation that sorts them by ``(f0, f1)`` (``np.lexsort((f1, f0))``).
+
+    In that order every point ``q`` before ``p`` has ``q0 <= p0``, so ``q`` dominates ``p`` exactly
+    when ``q1 <= p1`` and ``q != p``. With ``c`` the smallest ``f1`` before ``p`` (exclusive running
+    minimum) and ``q*`` the first point reaching it (the smallest ``f0`` among those with
+    ``f1 == c``)::
+
+        p is dominated  <=>  c < p1   or   (c == p1  and  q*0 < p0)
+
+    (``c == p1`` with ``q*0 == p0`` is a duplicate of ``p``: duplicates share a front). O(n) numpy
+    after the sort.
+    """
+    n = points.shape[0]
+    mask = np.zeros(n, dtype=bool)
+    if n == 0:
+        return mask
+    f0, f1 = points[order, 0], points[order, 1]
+    running = np.minimum.accumulate(f1)
+    before = np.concatenate(([np.inf], running[:-1]))  # c: smallest f1 strictly before each point
+    # f0 of the first point reaching each running minimum: positions where the minimum drops
+    drops = np.flatnonzero(np.concatenate(([True], running[1:] < running[:-1])))
+    first = np.repeat(f0[drops], np.diff(np.append(drops, n)))  # per position: f0 of the current argmin
+    first_before = np.concatenate(([np.inf], first[:-1]))
+    dominated = (before < f1) | ((before == f1) & (first_before < f0))
+    mask[order] = ~dominated
+    return mask
+
+
+def non_domination_ranks_2d(points: np.ndarray) -> np.ndarray:
+    """``[n]`` non-domination ranks of ``points`` (``[n, 2]``, finite) in O(n log n).
+
+    Sweep in ``(f0, f1)`` order (every earlier ``q`` has ``q0 <= p0``, so ``q`` dominates ``p``
+    exactly when ``q1 <= p1`` and ``q != p``), keeping for each front built so far its last point.
+    The last points' ``f1`` do not decrease from front to front, so the front of ``p`` is found by
+    bisection: the first front whose last point does not dominate ``p``::
+
+        k = #{fronts with last f1 <= p1},  minus one if the last of those is a duplicate of p
+
+    (duplicates share a front). ``p`` then becomes the last point of front ``k`` (a new front when
+    ``k`` equals their number). The rank of a point is the length of the longest chain of points
+    dominating it, which is what the sweep computes; equal to ``non_domination_ranks``.
+    """
+    import bisect
+
+    order = np.lexsort((points[:, 1], points[:, 0]))
+    last_f0: list[float] = []
+    last_f1: list[float] = []
+    swept = []
+    for a, b in zip(points[order, 0].tolist(), points[order, 1].tolist(), strict=True):
+        k = bisect.bisect_right(last_f1, b)
+        if k and last_f1[k - 1] == b and last_f0[k - 1] == a:
+            k -= 1
+        if k == len(last_f1):
+            last_f0.append(a)
+            last_f1.append(b)
+        else:
+            last_f0[k], last_f1[k] = a, b
+        swept.append(k)
+    ranks = np.empty(points.shape[0], dtype=int)
+    ranks[order] = swept
+    return ranks
+
+
+def points_ahead_of_last_2d(points: np.ndarray, quota: int) -> int:
+    """How many points of ``points`` (``[n, 2]``, finite) are strictly ahead of the last one in the
+    order of ``points_ahead`` (lower non-domination rank, or the same rank and a larger crowding
+    distance within that front), without the ``[n, n]`` matrices of ``points_ahead``: a rung of
+    10,000 trials costs milliseconds, not gigabytes.
+
+    The points dominating the last one are counted first (each has a lower rank, so is ahead):
+    when that is ``quota`` or more, it is returned at once, O(n). Else the ranks come from
+    ``non_domination_ranks_2d`` (O(n log n)) and the crowding distance from the last point's front.
+    """
+    mine = points[-1]
+    dominating = int(np.count_nonzero(np.all(points <= mine, axis=1) & np.any(points < mine, axis=1)))
+    if dominating >= quota:
+        return dominating
+    ranks = non_domination_ranks_2d(points)
+    members = np.flatnonzero(ranks == ranks[-1])
+    crowding = crowding_distance(points[members])
+    own = crowding[-1]  # the last point is the last member
+    return int(np.count_nonzero(ranks < ranks[-1]) + np.count_nonzero(crowding > own))
 
 
 def non_domination_ranks(loss_values: np.ndarray | Sequence[Sequence[float]]) -> np.ndarray:
     """``[n]`` integer rank of each point: 0 for the Pareto front, 1 for the front of the rest, ...
 
-    (Non-dominated sorting as in NSGA-II: peel off fronts until no point is left.)
+    (Non-dominated sorting as in NSGA-II: peel off fronts until no point is left; with two
+    objectives, the O(n log n) sweep of ``non_domination_ranks_2d``.)
     """
     points = _as_points(loss_values)
     n = points.shape[0]
     ranks = np.full(n, -1, dtype=int)
     if n == 0:
         return ranks
+    if points.shape[1] == 2:
+        return non_domination_ranks_2d(points)
     dom = dominance_matrix(points)
     remaining = np.ones(n, dtype=bool)
     rank = 0

@@ -271,12 +271,12 @@ def retrain(
     """
     import torch
 
-    from snn_nas import __version__
     from snn_nas.checkpoint import CheckpointError
     from snn_nas.costs import EnergyModel, measure_costs
     from snn_nas.genotype import Genotype
     from snn_nas.search.trial import calibration_batch
     from snn_nas.training import load_config_data, resolve_device, train_model
+    from snn_nas.version import __version__
 
     root = Path(results_dir)
     trials = load_trials(root)

@@ -165,7 +165,9 @@ def test_cli_search_smoke(tmp_path, ray_env, capsys):
         assert sum(p.numel() for p in model.parameters()) == row["params"]
 
     # the samplers' study holds both objectives of every search trial, and nothing is left running
-    study = optuna.load_study(study_name=None, storage=f"sqlite:///{folder / 'samplers.sqlite3'}")
+    from snn_nas.search.searcher import sampler_storage
+
+    study = optuna.load_study(study_name=None, storage=sampler_storage(folder))
     told = {t.user_attrs["ray_trial_id"]: t for t in study.trials if "ray_trial_id" in t.user_attrs}
     assert set(told) == set(search["trial_id"])
     for row in search.to_dict("records"):
@@ -330,7 +332,7 @@ stage1: {dim: 6, depth: 1}
 def test_searcher_draws_each_architecture_once_and_tells_optuna_each_status(tmp_path):
     import optuna
 
-    from snn_nas.search.tune import SnnOptunaSearch
+    from snn_nas.search.searcher import SnnOptunaSearch
 
     (tmp_path / "four.yaml").write_text(FOUR_ARCHITECTURES)
     space = load_space(tmp_path / "four.yaml")

@@ -123,9 +123,9 @@ def searched(tmp_path_factory):
 def _sampler_trials(directory: Path):
     import optuna
 
-    from snn_nas.search.searcher import SAMPLER_STUDY_SUFFIX
+    from snn_nas.search.searcher import SAMPLER_STUDY_SUFFIX, sampler_storage
 
-    storage = f"sqlite:///{directory / 'samplers.sqlite3'}"
+    storage = sampler_storage(directory)
     study = optuna.load_study(study_name="seeded" + SAMPLER_STUDY_SUFFIX, storage=storage)
     return sorted(study.trials, key=lambda t: t.number)
 
@@ -241,7 +241,9 @@ def test_the_users_study_holds_real_results_only(searched):
     assert ordered[0].user_attrs.get("baseline") == "mlp_spe_micro"
     # the samplers' study cannot be opened by mistake: not *.db, a name that says what it is, metric names
     assert sorted(p.name for p in directory.glob("*.db")) == ["optuna.db"]
-    sampler = optuna.load_study(study_name=None, storage=f"sqlite:///{directory / 'samplers.sqlite3'}")
+    from snn_nas.search.searcher import sampler_storage
+
+    sampler = optuna.load_study(study_name=None, storage=sampler_storage(directory))
     assert "not results" in sampler.study_name and sampler.metric_names == ["val_acc", "sops"]
     assert "invalid" in set(table["status"])  # a ruled-out draw: FAIL here, a placeholder only for the samplers
     sampler = _sampler_trials(directory)

@@ -160,6 +160,8 @@ def test_training_writes_every_epoch_and_a_resume_continues_bit_for_bit(space, d
         train_supernet(space, config, data, out_dir=tmp_path / "cut", progress=False, metadata=meta, on_epoch=kill)
     assert read_supernet_state(tmp_path / "cut")["epoch"] == 1
     resumed = train_supernet(space, config, data, out_dir=tmp_path / "cut", resume=True, progress=False, metadata=meta)
+    assert read_supernet_state(tmp_path / "cut")["resumed_from"] == [1]  # where it picked up, on record
+    assert read_supernet_state(tmp_path / "full")["resumed_from"] == []
     assert resumed.resumed_from == 1 and resumed.history[0] == full.history[0] | {
         "wall_s": resumed.history[0]["wall_s"],
         "epoch_s": resumed.history[0]["epoch_s"],

@@ -19,7 +19,7 @@ COMMANDS = ("search", "pareto", "retrain", "audit", "supernet", "train", "profil
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from snn_nas import __version__
+    from snn_nas.version import __version__
 
     parser = argparse.ArgumentParser(
         prog="snn-nas",

@@ -164,8 +164,8 @@ def _costs(model: Any, data: Any, device: Any) -> dict[str, Any] | None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from snn_nas import __version__
     from snn_nas.training import load_config_data, resolve_device, train_model
+    from snn_nas.version import __version__
 
     name, genotype = load_arch(args.arch)
     config = build_config(args)

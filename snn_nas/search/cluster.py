@@ -16,7 +16,7 @@ import contextlib
 import logging
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import ray
@@ -158,20 +158,100 @@ def connection_advice(address: str, exc: BaseException, native_log: str = "") ->
 
 
 def check_resources(experiment: Experiment, gpus: float | None = None) -> None:
-    """``SearchError`` when one trial asks for more CPUs or GPUs (``gpus``, default the
-    experiment's ``resources.gpus``) than the whole cluster has."""
-    resources = ray.cluster_resources()
-    cpus, have_gpus = float(resources.get("CPU", 0)), float(resources.get("GPU", 0))
-    gpus = experiment.resources.gpus if gpus is None else gpus
-    if experiment.resources.cpus > cpus:
-        raise SearchError(
-            f"resources.cpus: a trial asks for {experiment.resources.cpus:g} CPUs; the Ray cluster has {cpus:g}"
+    """``SearchError`` when no node of the Ray cluster can hold one trial: ``check_node_resources``
+    with the experiment's ``resources.cpus`` and ``gpus`` (default its ``resources.gpus``)."""
+    check_node_resources(experiment.resources.cpus, experiment.resources.gpus if gpus is None else gpus)
+
+
+def check_node_resources(cpus: float, gpus: float, nodes: Sequence[Mapping[str, Any]] | None = None) -> None:
+    """``SearchError`` when no alive node can hold one trial of ``cpus`` CPUs and ``gpus`` GPUs.
+
+    Ray places a trial on one node, so the whole cluster's total says nothing: 3 nodes of 2 CPUs
+    have 6, and a trial of 4 CPUs waits for ever. ``nodes`` are ``ray.nodes()`` (the default);
+    the dead ones are left out. The message is ``node_resource_refusal``'s. Only the nodes alive
+    now count: an autoscaling cluster whose large enough nodes are not up yet is refused too.
+    """
+    capacity = node_capacity(ray.nodes() if nodes is None else nodes)
+    refusal = node_resource_refusal(cpus, gpus, capacity)
+    if refusal:
+        raise SearchError(refusal)
+
+
+def node_capacity(nodes: Sequence[Mapping[str, Any]]) -> list[tuple[float, float]]:
+    """(CPUs, GPUs) of each alive node in ``nodes`` (entries of ``ray.nodes()``)."""
+    alive = [node for node in nodes if node.get("Alive", node.get("alive", False))]
+    resources = [node.get("Resources") or {} for node in alive]
+    return [(float(r.get("CPU", 0)), float(r.get("GPU", 0))) for r in resources]
+
+
+def node_resource_refusal(cpus: float, gpus: float, capacity: Sequence[tuple[float, float]]) -> str | None:
+    """Why no node of ``capacity`` ((CPUs, GPUs) per node) holds a trial of ``cpus`` CPUs and
+    ``gpus`` GPUs, in one line naming the resource and what the nodes have; None when one does.
+
+    A fraction of a GPU (``0 < gpus < 1``) needs a node with a GPU. On a single node the line
+    speaks of the Ray cluster's total, which is then that node's.
+    """
+    if any(have_cpus >= cpus and have_gpus >= gpus for have_cpus, have_gpus in capacity):
+        return None
+    most_cpus = max((c for c, _ in capacity), default=0.0)
+    most_gpus = max((g for _, g in capacity), default=0.0)
+    single = len(capacity) <= 1
+    if cpus > most_cpus:
+        if single:
+            return f"resources.cpus: a trial asks for {_amount(cpus, 'CPU')}; the Ray cluster has {most_cpus:g}"
+        return (
+            f"resources.cpus: a trial asks for {_amount(cpus, 'CPU')}; the largest node has {most_cpus:g} "
+            f"({_per_node([c for c, _ in capacity], 'CPUs')}); a trial runs on one node: ask for at most "
+            f"{_amount(most_cpus, 'CPU')} per trial, or add a node with {cpus:g}"
         )
-    if gpus > have_gpus:
-        raise SearchError(
-            f"resources.gpus: a trial asks for {gpus:g} GPUs; the Ray cluster has {have_gpus:g} "
-            "(set resources.gpus to 0 to search on CPUs)"
+    if gpus > most_gpus:
+        if single:
+            return (
+                f"resources.gpus: a trial asks for {_amount(gpus, 'GPU')}; the Ray cluster has {most_gpus:g} "
+                "(set resources.gpus to 0 to search on CPUs)"
+            )
+        if most_gpus == 0:
+            return (
+                f"resources.gpus: a trial asks for {_amount(gpus, 'GPU')}; the cluster has no GPU "
+                f"({len(capacity)} nodes); set resources.gpus to 0 to search on CPUs"
+            )
+        return (
+            f"resources.gpus: a trial asks for {_amount(gpus, 'GPU')}; the largest node has {most_gpus:g} "
+            f"({_per_node([g for _, g in capacity], 'GPUs')}); a trial runs on one node: ask for at most "
+            f"{_amount(most_gpus, 'GPU')} per trial, or add a node with {gpus:g}"
         )
+    cpus_beside_gpus = max(c for c, g in capacity if g >= gpus)
+    pairs = [f"{c:g}/{g:g}" for c, g in sorted(capacity)]
+    listed = ", ".join(pairs) if len(pairs) <= NODES_LISTED else _grouped(pairs)
+    return (
+        f"resources: a trial asks for {_amount(cpus, 'CPU')} and {_amount(gpus, 'GPU')} on one node; no node has "
+        f"both: the nodes with {_amount(gpus, 'GPU')} or more have at most {_amount(cpus_beside_gpus, 'CPU')} "
+        f"({len(capacity)} nodes, CPUs/GPUs: {listed}); ask for at most {_amount(cpus_beside_gpus, 'CPU')} per trial"
+    )
+
+
+def _amount(count: float, unit: str) -> str:
+    """'1 GPU', '0.25 GPU', '2 GPUs'."""
+    return f"{count:g} {unit}" if count <= 1 else f"{count:g} {unit}s"
+
+
+NODES_LISTED = 8  # a message lists each node's count up to this many nodes, then groups equal counts
+
+
+def _per_node(counts: list[float], unit: str) -> str:
+    """'3 nodes: 0, 2, 2 CPUs'; beyond ``NODES_LISTED`` nodes '300 nodes: 0 CPUs x1, 2 CPUs x299'."""
+    counts = sorted(counts)
+    if len(counts) <= NODES_LISTED:
+        return f"{len(counts)} nodes: {', '.join(f'{c:g}' for c in counts)} {unit}"
+    return f"{len(counts)} nodes: {_grouped([f'{c:g} {unit}' for c in counts])}"
+
+
+def _grouped(labels: list[str]) -> str:
+    """Equal labels of a sorted list as 'label xN', in order."""
+    groups: dict[str, int] = {}
+    for label in labels:
+        groups[label] = groups.get(label, 0) + 1
+    return ", ".join(f"{label} x{n}" for label, n in groups.items())
 
 
 def check_gpu_share(gpus: float) -> str | None:

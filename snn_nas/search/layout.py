@@ -38,7 +38,8 @@ logger = logging.getLogger(__name__)
 EXPERIMENT_FILE = "experiment.yaml"
 FINGERPRINT_FILE = "fingerprint.json"
 STUDY_FILE = "optuna.db"
-SAMPLER_STUDY_FILE = "samplers.sqlite3"
+SAMPLER_STUDY_FILE = "samplers.journal"
+SQLITE_SAMPLER_STUDY_FILE = "samplers.sqlite3"  # searches before issue 26
 """Not ``*.db``: ``optuna-dashboard results/<name>/*.db`` must open the user's study only."""
 LEGACY_SAMPLER_STUDY_FILE = "sampler.db"
 """Where searches before issue 16 kept the samplers' study; a resumed older search reads it there."""
@@ -239,11 +240,12 @@ def _check_rows_fit(directory: Path, experiment: Experiment, space: Any) -> None
 
 
 def check_address(address: str, timeout_s: float = 10.0) -> None:
-    """Fail fast (Ray itself retries for minutes) when a ``HOST:PORT`` address does not answer."""
+    """Fail fast (Ray itself retries for minutes, a Ray Client for 30 s) when a ``HOST:PORT`` or
+    ``ray://HOST:PORT`` address does not answer."""
     import socket
 
-    host, sep, port = address.rpartition(":")
-    if address.startswith(("ray://", "auto", "local")) or not sep or not port.isdigit():
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if address.startswith(("auto", "local")) or not sep or not port.isdigit():
         return
     try:
         socket.create_connection((host, int(port)), timeout=timeout_s).close()

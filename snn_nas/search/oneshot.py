@@ -72,9 +72,9 @@ def run_two_stages(
     experiment: Any, directory: Path, space: Any, spec: Any, resume: bool, show: bool, *, workers: int = 1
 ) -> bool:
     """Supernet, stage 1, stage 2 (module docstring); True when all three finished."""
+    from snn_nas.search.driver import run_sampled
     from snn_nas.search.results import ResultStore
     from snn_nas.search.supernet_train import settings_of, train_experiment_supernet
-    from snn_nas.search.tune import _run_trials
 
     settings = settings_of(experiment)
     supernet = train_experiment_supernet(
@@ -91,7 +91,7 @@ def run_two_stages(
     stage1_spec = replace(spec, oneshot=tuple(sorted(oneshot.items())))
     stage1 = replace(experiment, name=f"{experiment.name}.stage1")
     _say(show, f"stage 1: {experiment.trials} architectures evaluated on the supernet")
-    if not _run_trials(stage1, directory, space, stage1_spec, resume, show, run=STAGE1_RUN, include=is_stage1):
+    if not run_sampled(stage1, directory, space, stage1_spec, resume, show, run=STAGE1_RUN, include=is_stage1):
         return False
     rows = ResultStore(directory).rows()
     candidates = select_candidates(experiment, rows, space)
@@ -159,7 +159,7 @@ def stage2_configs(
     are in all. A configuration is a sample with its ``_seed``, or a seed design with its. The
     warm-start designs (reused, so free), then the candidates next to a seed design come first: a
     search stopped early still has what decides its verdict on the seed designs."""
-    from snn_nas.search.tune import BASELINE_PARAM, SEED_PARAM
+    from snn_nas.search.driver import BASELINE_PARAM, SEED_PARAM
 
     by_id = {str(r["trial_id"]): r for r in rows}
     done_search = {(str(r.get("key")), r.get("seed")) for r in rows if is_stage2(r)}
@@ -183,7 +183,7 @@ def _candidate_configs(
 ) -> list[tuple[dict[str, Any], bool]]:
     """``(configuration, done)`` of each of ``candidate``'s seeds (``stage2_configs``)."""
     from snn_nas.genotype import Genotype
-    from snn_nas.search.tune import SEED_PARAM
+    from snn_nas.search.driver import SEED_PARAM
 
     sample = space.encode(Genotype.from_json(str(by_id[candidate.trial_id]["genotype"])))
     return [({**sample, SEED_PARAM: seed}, (candidate.key, seed) in done) for seed in candidate.seeds]
@@ -199,40 +199,21 @@ def _run_stage2(
     show: bool,
     reuse: dict[str, dict[str, Any]],
 ) -> bool:
-    from ray import tune
-    from ray.tune.search import ConcurrencyLimiter, Searcher
+    from snn_nas.search.driver import run_fixed
 
-    from snn_nas.search.tune import _RecordTrials, _run_config, _trainable, _trial_dirname
-
-    class FixedConfigs(Searcher):
-        """Hands out ``todo`` in order, then says it is finished (stage 2 samples nothing)."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.left = [dict(c) for c in todo]
-
-        def suggest(self, trial_id: str) -> dict[str, Any] | None:
-            return self.left.pop(0) if self.left else Searcher.FINISHED
-
-        def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
-            pass
-
-    callback = _RecordTrials(directory, space, spec, f"{experiment.name} stage 2", total, experiment, show,
-                             baselines=False)  # fmt: skip
-    callback.include = functools.partial(trained_in_stage2, seed=experiment.seed)
-    callback.reuse = reuse
-    tuner = tune.Tuner(
-        _trainable(space, spec, {}, reuse),
-        tune_config=tune.TuneConfig(
-            search_alg=ConcurrencyLimiter(FixedConfigs(), max_concurrent=experiment.max_concurrent),
-            num_samples=len(todo),
-            reuse_actors=True,
-            trial_dirname_creator=_trial_dirname,
-        ),
-        run_config=_run_config(directory, STAGE2_RUN, callback, experiment),
+    return run_fixed(
+        experiment,
+        directory,
+        space,
+        spec,
+        todo,
+        run=STAGE2_RUN,
+        title=f"{experiment.name} stage 2",
+        total=total,
+        show=show,
+        include=functools.partial(trained_in_stage2, seed=experiment.seed),
+        reuse=reuse,
     )
-    grid = tuner.fit()
-    return grid.num_terminated + grid.num_errors >= len(todo)
 
 
 # ---------------------------------------------------------------------------- the record

@@ -18,6 +18,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 FRONT_ROWS_SHOWN = 8
+RUNNING_ROWS_SHOWN = 12
+REDRAW_EVERY_S = 0.5
 
 
 def _value(row: Mapping[str, Any], metric: str) -> float:
@@ -76,6 +78,52 @@ def current_front(
     front = [(v[0], r) for v, r, keep in zip(values.tolist(), candidates, mask.tolist(), strict=True) if keep]
     front.sort(key=lambda pair: pair[0])
     return [r for _, r in front]
+
+
+class FrontTracker:
+    """``current_front`` of a growing set of rows, kept up to date row by row.
+
+    Adding a row changes the front only through the candidates ``current_front`` picks (one per
+    architecture): a row that is not eligible, or loses to its architecture's current candidate,
+    changes nothing; a row of a new architecture gives ``current_front(front + [row])``, because
+    a point dominated in a set stays dominated when points are added (dominance is transitive);
+    only a row that *replaces* its architecture's candidate (a search row after the baseline row
+    of the same key) can bring back points the old candidate dominated, and then the front is
+    recomputed from all candidates. So the cost per row is that of the front, not of the history.
+    """
+
+    def __init__(self, metrics: Sequence[str], modes: Sequence[str]) -> None:
+        from snn_nas.report.eligibility import front_exclusion
+
+        self.metrics, self.modes = list(metrics), list(modes)
+        self._accuracy = next((m for m, mode in zip(metrics, modes, strict=True) if mode == "max"), "val_acc")
+        costs = [m for m in self.metrics if m != self._accuracy]
+        self._x = "sops" if "sops" in costs else (costs[0] if costs else "sops")
+        self._exclusion = front_exclusion
+        self._candidates: dict[str, dict[str, Any]] = {}  # key -> the row current_front would pick
+        self._designs: dict[str, str] = {}  # key -> seed design (from baseline rows)
+        self.front: list[dict[str, Any]] = []
+
+    def _rank(self, row: Mapping[str, Any]) -> tuple[bool, float, str]:
+        return (bool(row.get("baseline")), -_value(row, self._accuracy), str(row.get("trial_id")))
+
+    def add(self, row: Mapping[str, Any]) -> None:
+        key = str(row.get("key"))
+        if row.get("baseline") and row.get("key") and key not in self._designs:
+            self._designs[key] = str(row["baseline"])
+            for member in self.front:  # the seed design's name reaches a front row of its key
+                if str(member.get("key")) == key and not member.get("seed_design"):
+                    member["seed_design"] = self._designs[key]
+        if self._exclusion(row, x=self._x, y=self._accuracy) is not None:
+            return
+        if not all(math.isfinite(_value(row, m)) for m in self.metrics):
+            return
+        held = self._candidates.get(key)
+        if held is not None and self._rank(held) <= self._rank(row):
+            return
+        self._candidates[key] = dict(row)
+        pool = list(self._candidates.values()) if held is not None else [*self.front, dict(row)]
+        self.front = current_front(pool, self.metrics, self.modes, seed_designs=self._designs)
 
 
 def format_metric(metric: str, value: Any) -> str:
@@ -149,15 +197,41 @@ class SearchProgress:
         self.running: dict[str, dict[str, Any]] = {}
         self.started = time.monotonic()
         self._live: Any = None
+        self._statuses: dict[str, int] = {}  # status -> finished rows (kept as rows arrive)
+        self._tracker = FrontTracker(self.metrics, self.modes)
+        self._drawn_at = -math.inf
 
     # ---------------------------------------------------------------- counts
     def counts(self) -> dict[str, int]:
-        """``status_counts`` of the finished rows and the running trials."""
-        return status_counts(list(self.rows.values()), running=len(self.running))
+        """``status_counts`` of the finished rows and the running trials (kept up to date as rows
+        arrive, not recounted)."""
+        counts = {"done": len(self.rows), "running": len(self.running), **self._statuses}
+        counts["failed_total"] = sum(self._statuses.get(s, 0) for s in FAILED_STATUSES)
+        return counts
 
     def front(self) -> list[dict[str, Any]]:
-        """The front over every finished row, this phase's and the context's (``current_front``)."""
-        return current_front([*self.context.values(), *self.rows.values()], self.metrics, self.modes)
+        """The front over every finished row, this phase's and the context's (``current_front``,
+        kept up to date row by row by a ``FrontTracker``)."""
+        return self._tracker.front
+
+    def _add_row(self, row: Mapping[str, Any], *, context: bool = False) -> None:
+        trial_id = str(row["trial_id"])
+        table = self.context if context else self.rows
+        previous = table.get(trial_id)
+        if previous is not None:  # a row recorded again: the later one counts
+            if not context:
+                status = str(previous.get("status"))
+                self._statuses[status] -= 1
+            self._tracker = FrontTracker(self.metrics, self.modes)
+            table[trial_id] = dict(row)
+            for other in [*self.context.values(), *self.rows.values()]:
+                self._tracker.add(other)
+        else:
+            table[trial_id] = dict(row)
+            self._tracker.add(row)
+        if not context:
+            status = str(row.get("status"))
+            self._statuses[status] = self._statuses.get(status, 0) + 1
 
     def headline(self) -> str:
         c = self.counts()
@@ -172,7 +246,7 @@ class SearchProgress:
         """Rows finished before this session (a resumed search); ``context``: rows of the other
         phase (the baselines during the search), placed on the front but not counted."""
         for row in rows:
-            (self.context if context else self.rows)[str(row["trial_id"])] = dict(row)
+            self._add_row(row, context=context)
         self._refresh()
 
     def trial_started(self, trial_id: str) -> None:
@@ -186,7 +260,7 @@ class SearchProgress:
     def trial_finished(self, row: Mapping[str, Any]) -> None:
         trial_id = str(row["trial_id"])
         self.running.pop(trial_id, None)
-        self.rows[trial_id] = dict(row)
+        self._add_row(row)
         if self.enabled:
             self._print_line(row)
         self._refresh()
@@ -227,8 +301,11 @@ class SearchProgress:
         running.add_column("epoch", justify="right")
         for metric in self.metrics:
             running.add_column(metric, justify="right")
-        for trial_id, info in sorted(self.running.items()):
+        shown = sorted(self.running.items())
+        for trial_id, info in shown[:RUNNING_ROWS_SHOWN]:
             running.add_row(trial_id, str(info.get("epoch", 0)), *(format_metric(m, info.get(m)) for m in self.metrics))
+        if len(shown) > RUNNING_ROWS_SHOWN:
+            running.caption = f"... {len(shown) - RUNNING_ROWS_SHOWN} more running"
 
         front = Table(title="current front (as snn-nas pareto ranks it)", title_justify="left", expand=False)
         front.add_column("trial")
@@ -249,7 +326,13 @@ class SearchProgress:
         return Group(self.headline(), running, front)
 
     def _refresh(self) -> None:
-        if self._live is not None:
+        """Redraw the live panel, at most every ``REDRAW_EVERY_S`` seconds (a search of hundreds of
+        slots sends tens of events a second; the finished-trial lines are printed at once)."""
+        if self._live is None:
+            return
+        now = time.monotonic()
+        if now - self._drawn_at >= REDRAW_EVERY_S:
+            self._drawn_at = now
             self._live.update(self.render())
 
     def __enter__(self) -> SearchProgress:

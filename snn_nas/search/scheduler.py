@@ -66,7 +66,7 @@ from ray.tune.experiment import Trial
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
 from snn_nas.errors import SnnNasError
-from snn_nas.pareto import points_ahead
+from snn_nas.pareto import points_ahead, points_ahead_of_last_2d
 
 if TYPE_CHECKING:  # pragma: no cover
     from ray.tune.execution.tune_controller import TuneController
@@ -106,6 +106,8 @@ def rung_continues(recorded: np.ndarray, loss: np.ndarray, reduction_factor: flo
         return bool(-loss[0] >= cutoff)
     points = np.vstack([recorded, loss[None, :]])
     quota = max(1, math.ceil(points.shape[0] / reduction_factor))
+    if points.shape[1] == 2:  # the same count, without the [n, n] matrix (a rung of 10,000 trials)
+        return points_ahead_of_last_2d(points, quota) < quota
     return bool(points_ahead(points)[-1] < quota)
 
 
@@ -165,8 +167,10 @@ class MOASHAScheduler(FIFOScheduler):
         reduction_factor: float = 2,
         time_attr: str = "training_iteration",
         history: Iterable[tuple[str, Sequence[Mapping[str, Any]]]] | Mapping[str, Sequence[Mapping[str, Any]]] = (),
+        clock_name: str = "",
     ):
         super().__init__()
+        self._clock_name = clock_name  # decisions are timed on this DriverClock (snn_nas.search.clock)
         self._metrics, self._modes = _check_objectives(metrics, modes)
         _check_budget(max_t, grace_period, reduction_factor)
         if not isinstance(time_attr, str) or not time_attr:
@@ -265,6 +269,12 @@ class MOASHAScheduler(FIFOScheduler):
         self._live.add(trial.trial_id)
 
     def on_trial_result(self, tune_controller: TuneController | None, trial: Trial, result: dict) -> str:
+        from snn_nas.search.clock import clock
+
+        with clock(getattr(self, "_clock_name", "")).part("scheduler"):  # older pickles lack it
+            return self._decide(trial, result)
+
+    def _decide(self, trial: Trial, result: dict) -> str:
         loss = self._loss(result)
         if loss is None or result.get(self._time_attr) is None:
             return TrialScheduler.CONTINUE

@@ -2,8 +2,9 @@
 
 Two Optuna studies sit beside every search (``snn_nas.search.layout``):
 
-* ``samplers.sqlite3``, the **samplers' study** (this module; ``sampler.db`` in searches from
-  before issue 16), named ``<name> (samplers' working study: placeholder values, not results)``
+* ``samplers.journal``, the **samplers' study** (this module; an append-only Optuna journal,
+  ``snn_nas.search.samplers``; ``samplers.sqlite3`` in searches from before issue 26 and
+  ``sampler.db`` before issue 16), named ``<name> (samplers' working study: placeholder values, not results)``
   and kept out of ``optuna-dashboard <dir>/*.db``. It is what TPE, NSGA-II and GP learn
   from, so it holds what they need and a person should not read as results: an architecture
   ruled out by the space or the constraints (status ``invalid``) or one that trained but never
@@ -36,7 +37,7 @@ from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
 from snn_nas.search.experiment import Experiment, ExperimentError
-from snn_nas.search.layout import LEGACY_SAMPLER_STUDY_FILE, SAMPLER_STUDY_FILE
+from snn_nas.search.layout import LEGACY_SAMPLER_STUDY_FILE, SAMPLER_STUDY_FILE, SQLITE_SAMPLER_STUDY_FILE
 from snn_nas.search.results import ResultStore
 from snn_nas.search.trial import finite_or_none, seen_keys, violations
 
@@ -68,8 +69,10 @@ def make_sampler(experiment: Experiment) -> optuna.samplers.BaseSampler:
     options: dict[str, Any] = dict(experiment.sampler_options)
     if experiment.sampler == "nsga2":
         options.setdefault("population_size", max(4, min(50, experiment.trials // 4)))
+    from snn_nas.search.samplers import BoundedTPESampler
+
     classes = {
-        "tpe": optuna.samplers.TPESampler,
+        "tpe": BoundedTPESampler,
         "nsga2": PicklableNSGAII,
         "gp": optuna.samplers.GPSampler,
         "random": optuna.samplers.RandomSampler,
@@ -101,10 +104,14 @@ SAMPLER_STUDY_SUFFIX = " (samplers' working study: placeholder values, not resul
 
 
 def sampler_path(directory: Path) -> Path:
-    """The samplers' study file: ``samplers.sqlite3``, or ``sampler.db`` in a folder of an older
-    search that has one (``--resume`` reads it there)."""
-    legacy = Path(directory) / LEGACY_SAMPLER_STUDY_FILE
-    return legacy if legacy.is_file() else Path(directory) / SAMPLER_STUDY_FILE
+    """The samplers' study file: ``samplers.journal`` (an Optuna journal,
+    ``snn_nas.search.samplers``), or in a folder of an older search the SQLite file it has
+    (``samplers.sqlite3``, or ``sampler.db`` from before issue 16; ``--resume`` reads it there)."""
+    for name in (LEGACY_SAMPLER_STUDY_FILE, SQLITE_SAMPLER_STUDY_FILE):
+        legacy = Path(directory) / name
+        if legacy.is_file():
+            return legacy
+    return Path(directory) / SAMPLER_STUDY_FILE
 
 
 def sampler_study_name(directory: Path, name: str) -> str:
@@ -112,10 +119,17 @@ def sampler_study_name(directory: Path, name: str) -> str:
     return name if sampler_path(directory).name == LEGACY_SAMPLER_STUDY_FILE else name + SAMPLER_STUDY_SUFFIX
 
 
-def sampler_storage(directory: Path) -> optuna.storages.RDBStorage:
-    return optuna.storages.RDBStorage(
-        f"sqlite:///{sampler_path(directory)}", engine_kwargs={"connect_args": {"timeout": 60}}
-    )
+def sampler_storage(directory: Path) -> optuna.storages.BaseStorage:
+    """The samplers' study storage: the buffered journal (one per file and process), or an older
+    search's SQLite file."""
+    path = sampler_path(directory)
+    if path.name == SAMPLER_STUDY_FILE:
+        from snn_nas.search.samplers import journal_backend
+
+        return optuna.storages.JournalStorage(journal_backend(path))
+    from snn_nas.search.samplers import sqlite_storage
+
+    return sqlite_storage(path)
 
 
 def open_sampler_study(directory: Path, experiment: Experiment) -> optuna.Study:
@@ -168,17 +182,18 @@ def enqueue_first(study: optuna.Study, samples: Iterable[Mapping[str, Any]], sou
     return count
 
 
-class PresetSearcher(Searcher):
-    """Hands out ``{param: name}`` once per baseline preset, so that baseline trials get trial ids
-    of the same form as the sampled trials (Ray's grid search would name them ``<hash>_00000``)."""
+class FixedSearcher(Searcher):
+    """Hands out ``configs`` in order, then says it is finished: the seed presets
+    (``{BASELINE_PARAM: name}``, so that baseline trials get trial ids of the same form as the
+    sampled trials; Ray's grid search would name them ``<hash>_00000``) and a one-shot search's
+    stage 2 (samples with their seeds)."""
 
-    def __init__(self, param: str, names: list[str]) -> None:
+    def __init__(self, configs: Iterable[Mapping[str, Any]]) -> None:
         super().__init__()
-        self._param = param
-        self._todo = list(names)
+        self._todo = [dict(c) for c in configs]
 
     def suggest(self, trial_id: str) -> dict | None:
-        return {self._param: self._todo.pop(0)} if self._todo else Searcher.FINISHED
+        return self._todo.pop(0) if self._todo else Searcher.FINISHED
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         pass
@@ -200,8 +215,10 @@ class SnnOptunaSearch(OptunaSearch):
         seen: set[str] | None = None,
         results_dir: str = "",
         random_seed: int = 0,
+        clock_name: str = "",
         **kwargs: Any,
     ) -> None:
+        self._clock_name = clock_name  # the search's DriverClock (snn_nas.search.clock)
         self._decode = decode
         self._results_dir = results_dir
         self._constraint_limits = tuple(constraints)
@@ -229,6 +246,12 @@ class SnnOptunaSearch(OptunaSearch):
         """A sample whose architecture has not been suggested before (up to ``DUPLICATE_RETRIES``
         draws). A duplicate draw is told to the samplers' study at once as FAIL (user attribute
         ``duplicate_of``), so the samplers learn from each architecture once."""
+        from snn_nas.search.clock import clock
+
+        with clock(self._clock_name or self._results_dir).part("suggest"):
+            return self._suggest_new(trial_id)
+
+    def _suggest_new(self, trial_id: str) -> dict | None:
         config = super().suggest(trial_id)
         for attempt in range(DUPLICATE_RETRIES):
             key = self._key(config) if config is not None else None
@@ -267,7 +290,7 @@ class SnnOptunaSearch(OptunaSearch):
 
     def _suggest_at_random(self, trial_id: str, attempt: int) -> dict | None:
         sampler = self._ot_study.sampler
-        seed = (self._seed_base + len(self._ot_study.trials) * 1009 + attempt) % 2**32
+        seed = (self._seed_base + len(self._ot_study.get_trials(deepcopy=False)) * 1009 + attempt) % 2**32
         self._ot_study.sampler = optuna.samplers.RandomSampler(seed=seed)
         try:
             return super().suggest(trial_id)
@@ -275,6 +298,12 @@ class SnnOptunaSearch(OptunaSearch):
             self._ot_study.sampler = sampler
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        from snn_nas.search.clock import clock
+
+        with clock(self._clock_name or self._results_dir).part("suggest"):
+            self._tell(trial_id, result, error)
+
+    def _tell(self, trial_id: str, result: dict | None, error: bool) -> None:
         if trial_id in self._completed_trials or trial_id not in self._ot_trials:
             return
         ot_trial = self._ot_trials[trial_id]

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 from snn_nas.errors import SnnNasError
+from snn_nas.search.trial_metrics import CURVE_KEYS, calibration_batch, is_feasible, silence
 
 _LOADED: dict[str, tuple[tuple[int, int], Any]] = {}
 _CALIBRATION: dict[tuple[str, str], tuple[Any, list[torch.Tensor]]] = {}
@@ -76,7 +77,6 @@ def evaluate_on_supernet(
     point), report it with ``emit`` and return the final ``(status, error)``."""
     from snn_nas.costs import EnergyModel, measure_costs
     from snn_nas.layers.params import parameter_count
-    from snn_nas.search.trial import CURVE_KEYS, calibration_batch, is_feasible, silence
     from snn_nas.supernet.evaluate import evaluate_subnet
 
     params = parameter_count(genotype, data.num_classes, data.image_size, data.in_chans)

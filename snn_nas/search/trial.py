@@ -20,11 +20,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from snn_nas.jsonutil import finite_or_none
+from snn_nas.jsonutil import finite_or_none as finite_or_none  # re-exported (search.study, search.searcher)
 from snn_nas.search.results import COLUMNS, parse_curve
+from snn_nas.search.trial_metrics import CHANCE_MARGIN as CHANCE_MARGIN  # re-exported
+from snn_nas.search.trial_metrics import CURVE_KEYS, calibration_batch, is_feasible, silence
+from snn_nas.search.trial_metrics import violations as violations  # re-exported
 
 RUNNING = "running"  # status of an intermediate (per-epoch) record
-CURVE_KEYS = ("val_acc", "val_loss", "sops", "macs", "energy_uj", "firing_rate", "wall_s")  # per epoch, in ``curve``
 FAILED_STATUSES = ("failed", "diverged", "invalid")
 OOM_REASON = "out of memory"
 
@@ -93,48 +95,6 @@ class TrialSpec:
         return json.dumps({**dict(self.train_config), **extra}, sort_keys=True)
 
 
-def violations(metrics: Mapping[str, Any], constraints: tuple[tuple[str, float], ...]) -> list[float]:
-    """Relative constraint violations ``value / limit - 1`` (<= 0: satisfied; NaN metric -> 1)."""
-    out = []
-    for metric, limit in constraints:
-        value = metrics.get(metric)
-        try:
-            value = float(value)  # type: ignore[arg-type]
-        except (TypeError, ValueError):
-            value = math.nan
-        out.append(value / limit - 1.0 if math.isfinite(value) else 1.0)
-    return out
-
-
-def is_feasible(metrics: Mapping[str, Any], constraints: tuple[tuple[str, float], ...]) -> bool:
-    return all(v <= 0.0 for v in violations(metrics, constraints))
-
-
-CHANCE_MARGIN = 0.05
-"""How far above chance (``1 / num_classes``) the accuracy of a ``silent`` trial may be: a network
-that never fires predicts the same class for every image, and that class's share of the
-validation split may sit a little above ``1 / num_classes``."""
-
-
-def silence(record: Mapping[str, Any], num_classes: int, spiking: bool) -> str | None:
-    """Why a finished trial is ``silent`` (never fires, chance accuracy), or None when it is not.
-
-    Silent: a spiking model whose calibration batch fires no spike anywhere (``firing_rate`` 0)
-    or triggers no synaptic operation (``sops`` 0), and whose accuracy is at chance level,
-    ``val_acc <= 1 / num_classes + CHANCE_MARGIN``. Such a trial is recorded as ``silent``, never
-    ``ok``, so that its 0 SOPs never place it on a Pareto front.
-    """
-    if not spiking:
-        return None
-    rate, sops, acc = (finite_or_none(record.get(k)) for k in ("firing_rate", "sops", "val_acc"))
-    if acc is None or acc > 1.0 / num_classes + CHANCE_MARGIN or (rate != 0.0 and sops != 0.0):
-        return None
-    return (
-        f"the network never fires on the calibration batch (firing rate {rate or 0:g}, {sops or 0:g} SOPs) and its "
-        f"accuracy {acc:.2%} is at chance level (1/{num_classes} + {CHANCE_MARGIN:g}); not a front candidate"
-    )
-
-
 def _reason(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     if isinstance(exc, MemoryError) or "out of memory" in text.lower():
@@ -197,14 +157,6 @@ def _finish(record: Record, status: str, error: str | None, started: float) -> R
     record["error"] = error
     record["wall_s"] = time.perf_counter() - started
     return record
-
-
-def calibration_batch(data: Any, count: int) -> Any:
-    """The first ``count`` validation images as one tensor ``[N, C, H, W]``."""
-    import torch
-
-    count = max(1, min(count, len(data.val)))
-    return torch.stack([data.val[i][0] for i in range(count)])
 
 
 def run_trial(
@@ -364,7 +316,7 @@ def make_row(
     with no epoch done, that it ended without a result (``failed``). Key and genotype are
     decoded here when the record lacks them.
     """
-    from snn_nas import __version__
+    from snn_nas.version import __version__
 
     row = {k: result.get(k) for k in RECORD_KEYS}
     if error is not None:

@@ -22,24 +22,24 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any, TypeVar
 
 import numpy as np
 
+from snn_nas.space.codec import decode
 from snn_nas.space.counting import count_configurations
-from snn_nas.space.dimension import Dimension, SpaceError, format_value
+from snn_nas.space.dimension import Dimension, LabelledSpace, SpaceError, format_value
 
-if TYPE_CHECKING:
-    from snn_nas.space.search_space import SearchSpace
+S = TypeVar("S", bound=LabelledSpace)
 
 DRAWS = 200  # random configurations drawn to explain why a (narrowed) space has none valid
 DEFAULT_SOURCE = "(default)"
 
 
-def check_space(space: SearchSpace, source: str) -> None:
+def check_space(space: LabelledSpace, source: str) -> None:
     """Raise ``SpaceError`` (naming ``source``, the key and the value) for the problems above."""
     zero_wide_layers(space, source)
-    if space.size() == 0:
+    if count_configurations(space) == 0:
         raise SpaceError(
             f"{source}: the space has no valid configuration at image_size {space.image_size}: {explain_empty(space)}"
         )
@@ -53,7 +53,7 @@ def check_space(space: SearchSpace, source: str) -> None:
         )
 
 
-def _widths(space: SearchSpace, s: int) -> list[tuple[int, str]]:
+def _widths(space: LabelledSpace, s: int) -> list[tuple[int, str]]:
     """(width, file key) of every width choice of stage ``s``."""
     by_label = space.by_label
     dim = by_label.get(f"stage{s}.dim")
@@ -69,7 +69,7 @@ def _widths(space: SearchSpace, s: int) -> list[tuple[int, str]]:
     return out
 
 
-def zero_wide_layers(space: SearchSpace, source: str) -> None:
+def zero_wide_layers(space: LabelledSpace, source: str) -> None:
     """``SpaceError`` when an ``mlp_ratio`` choice times a width choice gives 0 hidden channels."""
     ratios = space.by_label["mlp_ratio"].choices
     s = 1
@@ -85,7 +85,7 @@ def zero_wide_layers(space: SearchSpace, source: str) -> None:
         s += 1
 
 
-def _narrowed(space: SearchSpace, dim: Dimension, value: Any) -> SearchSpace:
+def _narrowed(space: S, dim: Dimension, value: Any) -> S:
     """``space`` with ``dim`` pinned to ``value`` and its condition's labels narrowed to the
     values that make ``dim`` active."""
     by_label = dict(space.by_label)
@@ -96,7 +96,7 @@ def _narrowed(space: SearchSpace, dim: Dimension, value: Any) -> SearchSpace:
     return replace(space, all_dimensions=tuple(by_label[d.label] for d in space.all_dimensions))
 
 
-def usable_values(space: SearchSpace) -> dict[str, tuple[Any, ...]]:
+def usable_values(space: LabelledSpace) -> dict[str, tuple[Any, ...]]:
     """``{label: values}``: the choices of every searchable label that some valid configuration
     uses (``count_configurations`` of the space narrowed to the value, see the module docstring)."""
     return {
@@ -105,7 +105,7 @@ def usable_values(space: SearchSpace) -> dict[str, tuple[Any, ...]]:
     }
 
 
-def never_valid_choices(space: SearchSpace) -> list[tuple[str, Any, str]]:
+def never_valid_choices(space: LabelledSpace) -> list[tuple[str, Any, str]]:
     """``(file key, value, reason)`` of every choice value no valid configuration can use (see the
     module docstring), in the order of the space's labels. A ``stage_defaults`` value counts as
     never valid only when no label it sets can use it."""
@@ -135,7 +135,7 @@ def never_valid_choices(space: SearchSpace) -> list[tuple[str, Any, str]]:
     return out
 
 
-def _usable_only(space: SearchSpace, usable: dict[str, tuple[Any, ...]], keep: set[str]) -> SearchSpace:
+def _usable_only(space: S, usable: dict[str, tuple[Any, ...]], keep: set[str]) -> S:
     """``space`` with every searchable label but ``keep`` restricted to its usable values (kept
     whole when it has none)."""
     dims = tuple(
@@ -145,7 +145,7 @@ def _usable_only(space: SearchSpace, usable: dict[str, tuple[Any, ...]], keep: s
     return replace(space, all_dimensions=dims)
 
 
-def _reasons(space: SearchSpace, draws: int = DRAWS) -> list[str]:
+def _reasons(space: LabelledSpace, draws: int = DRAWS) -> list[str]:
     """Decode failures of ``draws`` seeded random configurations (each label uniform)."""
     rng = np.random.default_rng(0)
     prefix = f"space {space.name!r}: "
@@ -156,14 +156,14 @@ def _reasons(space: SearchSpace, draws: int = DRAWS) -> list[str]:
             if dim.is_active(values):
                 values[dim.label] = sample[dim.label] = dim.choices[int(rng.integers(len(dim.choices)))]
         try:
-            space.decode(sample)
+            decode(space, sample)
         except SpaceError as exc:
             text = str(exc)
             reasons.append(text[len(prefix) :] if text.startswith(prefix) else text)
     return reasons
 
 
-def explain_empty(space: SearchSpace, prefer: str | None = None) -> str:
+def explain_empty(space: LabelledSpace, prefer: str | None = None) -> str:
     """Why configurations of ``space`` fail: the most common decode failure of random draws
     (one naming ``prefer`` when there is one), e.g. ``stage3.token_h.group: 4 exceeds the 2
     positions of stage 3 ...``."""

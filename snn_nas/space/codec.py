@@ -11,13 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from snn_nas.genotype import AxisMixer, Cell, Genotype, GenotypeError, Neuron, Stage
-from snn_nas.space.dimension import SpaceError, format_value, same_value
-
-if TYPE_CHECKING:
-    from snn_nas.space.search_space import SearchSpace
+from snn_nas.space.dimension import LabelledSpace, SpaceError, format_value, same_value
 
 NEURON_FIELDS = ("tau", "v_threshold", "surrogate", "alpha", "reset", "detach_reset")
 
@@ -41,7 +38,7 @@ def _choices_text(choices: tuple[Any, ...]) -> str:
     return "[" + ", ".join(format_value(c) for c in choices) + "]"
 
 
-def resolve_values(space: SearchSpace, sample: Mapping[str, Any]) -> dict[str, Any]:
+def resolve_values(space: LabelledSpace, sample: Mapping[str, Any]) -> dict[str, Any]:
     """Check ``sample`` and return the value of every active label, fixed ones included.
 
     Labels present but inactive are ignored; unknown labels, missing active labels and values
@@ -82,7 +79,7 @@ def _mixer(values: dict[str, Any], prefix: str) -> AxisMixer:
     return AxisMixer(op, values[f"{prefix}.group"], values[f"{prefix}.scan"], values[f"{prefix}.output"])
 
 
-def _width(space: SearchSpace, values: dict[str, Any], s: int) -> int:
+def _width(space: LabelledSpace, values: dict[str, Any], s: int) -> int:
     p = f"stage{s}."
     if p + "dim" in values:
         return values[p + "dim"]
@@ -96,7 +93,7 @@ def _width(space: SearchSpace, values: dict[str, Any], s: int) -> int:
     return width
 
 
-def _cell(space: SearchSpace, values: dict[str, Any], s: int, width: int) -> Cell:
+def _cell(space: LabelledSpace, values: dict[str, Any], s: int, width: int) -> Cell:
     p = f"stage{s}.cell."
     nodes = values[p + "nodes"]
     if width % nodes:
@@ -115,7 +112,7 @@ def _cell(space: SearchSpace, values: dict[str, Any], s: int, width: int) -> Cel
     return Cell(input_ops=inputs, node_ops=edges)
 
 
-def decode(space: SearchSpace, sample: Mapping[str, Any], *, canonical: bool = True) -> Genotype:
+def decode(space: LabelledSpace, sample: Mapping[str, Any], *, canonical: bool = True) -> Genotype:
     """The genotype of ``sample``; ``SpaceError`` naming the label for invalid combinations.
 
     ``canonical``: return ``genotype.canonical(space.image_size)`` (the default), so that samples
@@ -214,7 +211,7 @@ def _candidates(g: Genotype) -> dict[str, Any]:
     return values
 
 
-def _factor_widths(space: SearchSpace, g: Genotype, fail: Any) -> dict[str, Any]:
+def _factor_widths(space: LabelledSpace, g: Genotype, fail: Any) -> dict[str, Any]:
     """``base_dim`` and ``stage<s>.width_mult`` values reproducing the widths of ``g``."""
     by_label = space.by_label
     scaled = [s for s in range(1, len(g.stages) + 1) if f"stage{s}.width_mult" in by_label]
@@ -274,7 +271,7 @@ def _pick(dim: Any, value: Any, canonical: Genotype, image_size: int) -> Any:
     return None
 
 
-def encode(space: SearchSpace, g: Genotype) -> dict[str, Any]:
+def encode(space: LabelledSpace, g: Genotype) -> dict[str, Any]:
     """The sample (active searchable labels) that decodes to ``g.canonical(space.image_size)``;
     ``SpaceError`` if none does. ``g`` itself may be canonical or not (a depth-1 stage with
     ``skip_source`` ``block``, a group equal to its stage's side, ...)."""

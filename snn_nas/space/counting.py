@@ -36,14 +36,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from itertools import product
 from math import prod
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from snn_nas.genotype import AxisMixer, canonical_mixer, canonical_skip
 from snn_nas.space.codec import NEURON_FIELDS, scaled_width, stage_sides
-from snn_nas.space.dimension import same_value
-
-if TYPE_CHECKING:
-    from snn_nas.space.search_space import SearchSpace
+from snn_nas.space.dimension import LabelledSpace, same_value
 
 Choices = Callable[[str], tuple[Any, ...]]
 
@@ -86,12 +83,12 @@ def _cell_count(c: Choices, nodes: int) -> int:
     return total
 
 
-def _choices(space: SearchSpace, s: int) -> Choices:
+def _choices(space: LabelledSpace, s: int) -> Choices:
     by_label, p = space.by_label, f"stage{s}."
     return lambda key: by_label[p + key].choices
 
 
-def _token_count(space: SearchSpace, s: int, side: int, canonical: bool) -> int:
+def _token_count(space: LabelledSpace, s: int, side: int, canonical: bool) -> int:
     """Valid (identity, token_h, token_w) configurations of stage ``s`` (distinct canonical ones)."""
     c = _choices(space, s)
     if canonical:
@@ -106,7 +103,7 @@ def _token_count(space: SearchSpace, s: int, side: int, canonical: bool) -> int:
     return mix_h * mix_w * len(identities) - none_h * none_w * _has(identities, "none")
 
 
-def _skip_counts(space: SearchSpace, s: int, canonical: bool) -> dict[int, int]:
+def _skip_counts(space: LabelledSpace, s: int, canonical: bool) -> dict[int, int]:
     """``{depth: number of (skip_source, skip_paths) configurations}`` of stage ``s``."""
     c = _choices(space, s)
     depths = c("depth")
@@ -118,14 +115,14 @@ def _skip_counts(space: SearchSpace, s: int, canonical: bool) -> dict[int, int]:
     return {d: len({canonical_skip(d, src, p, space.family) for src, p in pairs}) for d in depths}
 
 
-def _widths(space: SearchSpace, s: int, base: int | None) -> list[int]:
+def _widths(space: LabelledSpace, s: int, base: int | None) -> list[int]:
     c = _choices(space, s)
     if f"stage{s}.dim" in space.by_label:
         return list(c("dim"))
     return [w for w in (scaled_width(base, m) for m in c("width_mult")) if w is not None]
 
 
-def _cells_for_width(space: SearchSpace, s: int) -> Callable[[int], int]:
+def _cells_for_width(space: LabelledSpace, s: int) -> Callable[[int], int]:
     """Number of patch-encoding cells of stage ``s`` that a width admits (1 without a cell)."""
     if space.family != "spiking" or s == 1:
         return lambda width: 1
@@ -134,14 +131,14 @@ def _cells_for_width(space: SearchSpace, s: int) -> Callable[[int], int]:
     return lambda width: sum(n for k, n in cells.items() if width % k == 0)
 
 
-def stage_count(space: SearchSpace, s: int, side: int, base: int | None) -> int:
+def stage_count(space: LabelledSpace, s: int, side: int, base: int | None) -> int:
     """Valid configurations of stage ``s`` with token-grid ``side`` and ``base_dim`` ``base``."""
     cells = _cells_for_width(space, s)
     width_count = sum(cells(w) for w in _widths(space, s, base))
     return sum(_skip_counts(space, s, False).values()) * _token_count(space, s, side, False) * width_count
 
 
-def _width_total(space: SearchSpace, n: int, canonical: bool) -> int:
+def _width_total(space: LabelledSpace, n: int, canonical: bool) -> int:
     """Sum over the stages' width choices of the product of their cell counts: over every
     ``base_dim`` (raw), or over the distinct width tuples (canonical)."""
     base_dim = space.by_label.get("base_dim")
@@ -156,7 +153,7 @@ def _width_total(space: SearchSpace, n: int, canonical: bool) -> int:
     return sum(prod(count(w) for count, w in zip(cells, t, strict=True)) for t in tuples)
 
 
-def count_configurations(space: SearchSpace, *, canonical: bool = False) -> int:
+def count_configurations(space: LabelledSpace, *, canonical: bool = False) -> int:
     """The exact number of valid flat configurations of ``space``, or with ``canonical`` the
     number of distinct genotypes they decode to (see the module docstring)."""
     by_label = space.by_label

@@ -4,13 +4,15 @@ A :class:`Dimension` is one flat label (``stage2.token_h.group``) with its categ
 ``choices`` and the ``condition`` under which it matters: a conjunction of :class:`Clause`\\ s on
 earlier labels (``num_stages >= 2 and stage2.token_h.op == group_lif``). A sample is a flat
 ``{label: value}`` dict of primitives holding exactly the active, searchable labels.
+:class:`LabelledSpace` is what the pure functions over a space (``codec``, ``counting``,
+``checks``) read of it, so that they take a space without importing ``SearchSpace``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar, Protocol
 
 from snn_nas.errors import SnnNasError
 
@@ -95,3 +97,37 @@ class Dimension:
 
     def to_dict(self) -> dict[str, Any]:
         return {"label": self.label, "choices": list(self.choices), "condition": self.condition_text}
+
+
+class LabelledSpace(Protocol):
+    """A space as the pure functions of ``codec``, ``counting`` and ``checks`` read it: its
+    dimensions and the ``image_size`` and ``family`` they are valid at (``SearchSpace`` is one).
+
+    ``all_dimensions`` is in define-by-run order; ``by_label`` maps every label (fixed ones
+    included) to its dimension, ``dimensions`` are the searchable ones (two or more choices) and
+    ``fixed`` is ``{label: value}`` of the others. ``name`` is for messages. A dataclass: a check
+    narrows a space with ``dataclasses.replace(space, all_dimensions=...)``.
+    """
+
+    __dataclass_fields__: ClassVar[dict[str, Any]]
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def image_size(self) -> int: ...
+
+    @property
+    def family(self) -> str: ...
+
+    @property
+    def all_dimensions(self) -> tuple[Dimension, ...]: ...
+
+    @property
+    def by_label(self) -> Mapping[str, Dimension]: ...
+
+    @property
+    def dimensions(self) -> tuple[Dimension, ...]: ...
+
+    @property
+    def fixed(self) -> Mapping[str, Any]: ...

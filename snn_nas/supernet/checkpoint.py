@@ -9,6 +9,10 @@ and primitives; nothing in the file can run code):
   size; a resume or a search refuses a checkpoint whose metadata differ);
 * ``weights`` (the ``Supernet`` state dict), ``epoch`` (finished epochs), ``history`` (one
   dict per epoch: losses, the largest's and smallest's validation accuracy, times);
+* ``resumed_from``: the finished epochs each resume continued from, oldest first (empty for a
+  run trained in one go; absent in files of snn-nas before it): after a killed run, or a Ray
+  Train worker group restarted because a worker or its node died, it says where the training
+  picked up, so the epochs before it were not trained again;
 * for a resume: ``optimizer``, ``scheduler``, ``rng``.
 """
 
@@ -32,7 +36,7 @@ REQUIRED = ("bounds", "config", "metadata", "weights", "epoch", "history")
 
 def save_supernet(path: str | os.PathLike[str], state: dict[str, Any]) -> Path:
     """Write ``state`` (see the module docstring) atomically to ``path``."""
-    from snn_nas import __version__
+    from snn_nas.version import __version__
 
     missing = [key for key in REQUIRED if key not in state]
     if missing:

@@ -191,10 +191,11 @@ def train_supernet(
         model = wrap(net) if wrap is not None else net
         optimizer = _optimizer(net, config)
         scheduler = warmup_cosine(optimizer, config.epochs * steps, round(config.warmup_epochs * steps))
-        start, history = 0, []
+        start, history, resumes = 0, [], []
         path = out / CHECKPOINT if out is not None else None
         if resume and path is not None and path.is_file():
-            start, history = _resume(path, net, optimizer, scheduler, bounds, config, metadata)
+            start, history, resumes = _resume(path, net, optimizer, scheduler, bounds, config, metadata)
+            resumes.append(start)
         rng = sampler.rng(0, 0, stream=1)
         watched = (sampler.extreme(rng, "max"), sampler.extreme(rng, "min", accept=True))
         calibration = calibration_images(data, config, dev) if worker.leads else []
@@ -241,7 +242,7 @@ def train_supernet(
                 wall_before + time.perf_counter() - started, time.perf_counter() - epoch_start, steps,
             )  # fmt: skip
             history.append(metrics)
-            state = _state(net, optimizer, scheduler, bounds, config, metadata, epoch, history, space)
+            state = _state(net, optimizer, scheduler, bounds, config, metadata, epoch, history, space, resumes)
             if path is not None:
                 save_supernet(path, state)
             if progress:
@@ -295,7 +296,7 @@ def _epoch_line(metrics: dict[str, Any], epochs: int) -> str:
 
 def _state(net: Supernet, optimizer: torch.optim.Optimizer, scheduler: Any, bounds: SupernetBounds,
            config: SupernetConfig, metadata: dict[str, Any], epoch: int, history: list[dict[str, Any]],
-           space: Any) -> dict[str, Any]:  # fmt: skip
+           space: Any, resumes: list[int]) -> dict[str, Any]:  # fmt: skip
     return {
         "bounds": bounds.to_dict(),
         "config": config.to_dict(),
@@ -304,6 +305,7 @@ def _state(net: Supernet, optimizer: torch.optim.Optimizer, scheduler: Any, boun
         "weights": {k: v.detach().cpu() for k, v in net.state_dict().items()},
         "epoch": epoch,
         "history": list(history),
+        "resumed_from": list(resumes),
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),
         "rng": {"torch": torch.get_rng_state()},
@@ -311,8 +313,11 @@ def _state(net: Supernet, optimizer: torch.optim.Optimizer, scheduler: Any, boun
 
 
 def _resume(path: Path, net: Supernet, optimizer: torch.optim.Optimizer, scheduler: Any, bounds: SupernetBounds,
-            config: SupernetConfig, metadata: dict[str, Any]) -> tuple[int, list[dict[str, Any]]]:  # fmt: skip
-    """Load the last finished epoch of ``path`` into the run; refuse one trained otherwise."""
+            config: SupernetConfig,
+            metadata: dict[str, Any]) -> tuple[int, list[dict[str, Any]], list[int]]:  # fmt: skip
+    """Load the last finished epoch of ``path`` into the run; refuse one trained otherwise. Returns
+    the finished epochs, the curve and the earlier resumes (``resumed_from``, empty in a file
+    written before it was recorded)."""
     state = read_supernet_state(path)
     check_metadata(state.get("metadata"), metadata, path)
     if state["bounds"] != bounds.to_dict():
@@ -335,4 +340,7 @@ def _resume(path: Path, net: Supernet, optimizer: torch.optim.Optimizer, schedul
     epoch = state["epoch"]
     if isinstance(epoch, bool) or not isinstance(epoch, int) or not 0 <= epoch <= config.epochs:
         raise SupernetError(f"cannot resume from {path}: it records {epoch!r} finished epochs of {config.epochs}")
-    return epoch, list(state["history"])
+    resumes = state.get("resumed_from", [])
+    if not isinstance(resumes, list) or not all(type(r) is int and 0 <= r <= epoch for r in resumes):
+        raise SupernetError(f"cannot resume from {path}: its resumed_from {resumes!r} is not a list of epochs")
+    return epoch, list(state["history"]), list(resumes)
