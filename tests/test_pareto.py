@@ -13,6 +13,7 @@ import pytest
 from snn_nas.errors import SnnNasError
 from snn_nas.pareto import (
     ParetoError,
+    crowding_distance,
     dominates,
     hypervolume,
     hypervolume_2d,
@@ -509,3 +510,50 @@ def test_an_80_column_terminal_keeps_keys_and_headers_whole(tmp_path, capsys, mo
     assert _run_cli([str(tmp_path)]) == 0
     wide = capsys.readouterr().out
     assert "energy uJ" in wide and "left out" not in wide
+
+
+# ---------------------------------------------------------------------- two objectives, at scale
+def _brute_ranks(points: np.ndarray) -> np.ndarray:
+    """Non-dominated sorting by peeling with the dominance matrix (the definition)."""
+    from snn_nas.pareto import dominance_matrix
+
+    n = len(points)
+    ranks, remaining, rank = np.full(n, -1), np.ones(n, dtype=bool), 0
+    dom = dominance_matrix(points)
+    while remaining.any():
+        idx = np.flatnonzero(remaining)[~dom[remaining][:, remaining].any(axis=0)]
+        ranks[idx], remaining[idx] = rank, False
+        rank += 1
+    return ranks
+
+
+def test_the_2d_sweep_gives_the_ranks_and_positions_of_the_definition():
+    from snn_nas.pareto import non_domination_ranks_2d, points_ahead_of_last_2d
+
+    rng = np.random.default_rng(7)
+    for trial in range(400):
+        n = int(rng.integers(1, 25))  # small integer grids: many ties and duplicates
+        points = rng.integers(0, 4, size=(n, 2)).astype(float) if trial % 2 else rng.random((n, 2))
+        ranks = _brute_ranks(points)
+        assert (non_domination_ranks_2d(points) == ranks).all()
+        assert (is_pareto_front(points) == (ranks == 0)).all()
+        crowding = np.zeros(n)
+        for rank in np.unique(ranks):
+            members = np.flatnonzero(ranks == rank)
+            crowding[members] = crowding_distance(points[members])
+        ahead = int(((ranks < ranks[-1]) | ((ranks == ranks[-1]) & (crowding > crowding[-1]))).sum())
+        for quota in range(1, n + 2):
+            got = points_ahead_of_last_2d(points, quota)
+            assert (got < quota) == (ahead < quota)  # the scheduler's decision
+            if ahead < quota:
+                assert got == ahead
+
+
+def test_a_rung_of_ten_thousand_points_needs_no_square_matrix():
+    from snn_nas.pareto import points_ahead_of_last_2d
+
+    points = np.random.default_rng(0).random((10_000, 2))
+    assert points_ahead_of_last_2d(points, 5_000) >= 0  # [n, n] booleans would be 100 MB per matrix
+    best = points.copy()
+    best[-1] = [-1.0, -1.0]
+    assert points_ahead_of_last_2d(best, 5_000) == 0

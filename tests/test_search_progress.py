@@ -77,3 +77,29 @@ def test_a_trial_stopped_by_moasha_counts_as_stopped():
     progress.trial_finished(stopped)
     assert status_summary(progress.counts()) == "ok 0, stopped 1, failed or invalid 0"
     assert progress.front() == []  # a stopped trial is never on the live front
+
+
+def test_the_front_kept_row_by_row_is_the_front_of_all_rows():
+    """``FrontTracker`` (what the live display and the progress lines use) against
+    ``current_front`` over every row so far, after each of a few hundred rows: repeated
+    architectures, baselines of the same key before and after search rows, failed and
+    chance-level rows."""
+    import random
+
+    from snn_nas.search.progress import FrontTracker, current_front
+
+    rng = random.Random(5)
+    for _ in range(5):
+        tracker, rows = FrontTracker(["val_acc", "sops"], ["max", "min"]), []
+        for i in range(150):
+            key = f"k{rng.randrange(40)}"
+            baseline = "mlp_spe_micro" if key == "k0" and rng.random() < 0.5 else ""
+            row = {"trial_id": f"t{i}", "key": key, "status": rng.choice(["ok", "ok", "ok", "stopped", "failed"]),
+                   "val_acc": rng.choice([0.05, rng.random()]), "sops": float(rng.randrange(1, 30)) * 1e4,
+                   "num_classes": 10, "baseline": baseline, "time_steps": 1, "firing_rate": 0.1}  # fmt: skip
+            rows.append(row)
+            tracker.add(row)
+            want = current_front(rows, ["val_acc", "sops"], ["max", "min"])
+            assert [(r["trial_id"], r["seed_design"]) for r in tracker.front] == [
+                (r["trial_id"], r["seed_design"]) for r in want
+            ]

@@ -304,3 +304,27 @@ def test_progress_counts_and_lines(tmp_path):
     assert lines[-1].startswith("exp: 2/4 done (ok 1, stopped 0, failed or invalid 1), 0 running, front 1")
     assert format_metric("sops", 1.5e6) == "1.5M" and format_metric("val_acc", math.nan) == "-"
     assert format_metric("sops", 966.75) == "967" and format_metric("sops", 4.18e5) == "418k"  # one format
+
+
+def test_a_store_of_the_driver_appends_lines_and_compacts_the_table_at_close(tmp_path):
+    """With ``compact_every_s`` (the driver's setting) a record appends one journal line and
+    leaves the parquet table alone until the interval passed or ``close``; readers see every
+    row meanwhile (the journal is merged)."""
+    from snn_nas.search.results import JOURNAL_FILE, TABLE_FILE, load_results
+
+    store = ResultStore(tmp_path, compact_every_s=3600)
+    for i in range(5):
+        store.record(row(f"t{i}", val_acc=0.5, sops=10.0))
+    assert not (tmp_path / TABLE_FILE).exists()  # no rewrite per trial
+    assert (tmp_path / JOURNAL_FILE).read_text().count("\n") == 5
+    assert sorted(load_results(tmp_path)["trial_id"]) == [f"t{i}" for i in range(5)]
+    store.close()
+    import pandas as pd
+
+    assert sorted(pd.read_parquet(tmp_path / TABLE_FILE)["trial_id"]) == [f"t{i}" for i in range(5)]
+    mtime = (tmp_path / TABLE_FILE).stat().st_mtime_ns
+    store.close()  # nothing new: not rewritten
+    assert (tmp_path / TABLE_FILE).stat().st_mtime_ns == mtime
+    eager = ResultStore(tmp_path / "eager")  # the default: the table after every record
+    eager.record(row("a", val_acc=0.5, sops=10.0))
+    assert (tmp_path / "eager" / TABLE_FILE).is_file()

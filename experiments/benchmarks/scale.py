@@ -96,7 +96,7 @@ def run(trials: int, slots: int, seconds: float, epochs: int, sampler: str, keep
         "trial_seconds": seconds,
         "epochs": epochs,
         "sampler": sampler,
-        "finished": int(len(result.table)),
+        "finished": len(result.table),
         "statuses": {str(k): int(v) for k, v in statuses.items()},
         "complete": bool(result.complete),
         "observed_s": round(observed, 1),

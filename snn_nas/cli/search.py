@@ -26,8 +26,8 @@ Results go to RESULTS_DIR/NAME/ (default results/<experiment name>/): trials.par
 per trial, written as each trial finishes, with its per-epoch curve; read it with
 snn_nas.load_results), the Optuna study optuna.db (open it with
 'optuna-dashboard sqlite:///RESULTS_DIR/NAME/optuna.db': real values only, one trial per row),
-the samplers' own study samplers.sqlite3 (not *.db, so that optuna-dashboard never opens it by
-mistake), Ray's experiment directory ray/ and the experiment as run.
+the samplers' own study samplers.journal (an Optuna journal file, not *.db, so that
+optuna-dashboard never opens it by mistake), Ray's experiment directory ray/ and the experiment as run.
 The seed presets the experiment lists under 'baselines' are trained first at the same
 fidelity, as reference points (rows with 'baseline' set; 'snn-nas pareto' compares the front
 with them); --no-baselines skips them.
@@ -107,6 +107,12 @@ def _experiment(args: argparse.Namespace):
     return experiment.with_overrides(name=args.name, trials=args.num_samples)
 
 
+def _nodes_text(rows: list[dict]) -> str:
+    """``, on 3 Ray nodes`` when the trials ran on more than one node (the table's ``node``)."""
+    nodes = {str(r["node"]) for r in rows if r.get("node")}
+    return f", on {len(nodes)} Ray nodes" if len(nodes) > 1 else ""
+
+
 def summary_lines(experiment, rows: list[dict], wall_s: float) -> list[str]:
     """The summary after a search: counts (as ``snn-nas pareto`` counts them), the front (by the
     same rule, seed designs named), what was kept off it and why, and a warning when most trained
@@ -116,7 +122,7 @@ def summary_lines(experiment, rows: list[dict], wall_s: float) -> list[str]:
 
     search, base = trial_counts(rows)
     front = current_front(rows, experiment.metrics, experiment.modes)
-    lines = [f"{experiment.name}: {counts_text(search, base)}, {wall_s:.0f} s"]
+    lines = [f"{experiment.name}: {counts_text(search, base)}, {wall_s:.0f} s{_nodes_text(rows)}"]
     if getattr(experiment, "oneshot", None) is not None:  # a two-stage search: say what each stage did
         from snn_nas.search.oneshot import is_stage1, is_stage2, verdicts
 

@@ -10,7 +10,8 @@
     trials.jsonl        the journal of the same rows
     optuna.db           the user's Optuna study (sqlite): ``optuna-dashboard sqlite:///<dir>/optuna.db``
                         (``snn_nas.search.study``: real values only, one trial per row)
-    samplers.sqlite3    the samplers' own study (``snn_nas.search.searcher``: placeholders for
+    samplers.journal    the samplers' own study, an Optuna journal (``snn_nas.search.searcher``,
+                        ``snn_nas.search.samplers``; ``samplers.sqlite3`` before issue 26): placeholders for
                         ruled-out draws, duplicate draws, enqueued warm-start/pre-screen trials),
                         study name ``<name> (samplers' working study: placeholder values, not
                         results)``; not named ``*.db`` so that ``optuna-dashboard <dir>/*.db``

@@ -15,11 +15,15 @@ where ``elite`` holds every feasible completed trial of the best non-domination 
 *whole* history, whole fronts, until at least ``ELITE_SIZE`` trials (kept up to date
 incrementally: ``elite <- best fronts of (elite U new trials)``, exact because a point's rank
 depends only on the points that dominate it, which have lower ranks and so are in the elite).
-TPE's "below" set (at most 25 trials for several objectives) is therefore the same set the whole
-history gives: within the window every elite trial keeps its rank, and every other trial is
-dominated by a chain through all elite fronts, so it ranks behind them. Only the "above" density
-is fitted on recent trials instead of all. Up to ``max_history`` trials the sampler *is* Optuna's
-TPE: the same suggestions for the same seed (``tests/test_search_samplers.py``).
+Within the window every elite trial keeps its rank, and every other trial is dominated by a chain
+through all elite fronts, so it ranks behind them. TPE's "below" set on the window, the best
+``ceil(0.1 |window|)`` trials (50 at the default ``max_history``; ``ELITE_SIZE`` is larger), is
+therefore exactly the best 50 trials of the whole history, ranks and HSSP tie-break included.
+What changes at the switch-over: Optuna takes the best 10 % of the whole history as "below" (1,000
+trials at 10,000) and fits "above" on all the rest; here "below" stays the best 50 and "above"
+is fitted on recent trials. The good density narrows to the very best trials. Up to
+``max_history`` the sampler *is* Optuna's TPE: the same suggestions for the same seed
+(``tests/test_search_samplers.py``).
 
 **A samplers' study that appends** (``BufferedJournal``). The samplers' study was an SQLite file:
 each suggestion committed every label separately (an ``fsync`` each, about 400 ms per trial
@@ -53,8 +57,8 @@ from snn_nas.pareto import non_domination_ranks
 MAX_HISTORY = 500
 """Finished trials above which ``BoundedTPESampler`` fits on a window (the switch-over point)."""
 ELITE_SIZE = 100
-"""At least this many of the best completed trials are always in the window (TPE's below set is
-at most 25 for several objectives, ``optuna.samplers._tpe.sampler.default_gamma_multiobjective``)."""
+"""At least this many of the best completed trials are always in the window (more than TPE's
+below set of the window, ``ceil(0.1 * max_history)`` for several objectives)."""
 FLUSH_EVERY_S = 1.0
 """Seconds between two writes of the samplers' journal while a search runs."""
 

@@ -102,7 +102,7 @@ class RecordTrials(tune.Callback):
                 self._progress.trial_started(trial.trial_id)
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
-        if self._progress is not None and not result.get("replayed"):
+        if self._progress is not None:
             with clock(self.clock_name).part("display"):
                 self._progress.trial_result(trial.trial_id, result)
 
@@ -134,13 +134,9 @@ class RecordTrials(tune.Callback):
         sample, baseline, seed = split_config(trial.config or {})
         spec = self.spec.with_seed(seed) if seed is not None else self.spec
         with timer.part("table"):
-            if result.get("replayed") and trial.trial_id in self._store:
-                row = self._store.get(trial.trial_id)
-            else:
-                row = make_row(trial.trial_id, sample, result, space=self.space, spec=spec, baseline=baseline,
-                               error=error)  # fmt: skip
-                started = self._started.get(trial.trial_id)
-                row = self._store.record({**row, "finished_at": time.time(), "started_at": started})
+            row = make_row(trial.trial_id, sample, result, space=self.space, spec=spec, baseline=baseline, error=error)
+            started = self._started.get(trial.trial_id)
+            row = self._store.record({**row, "finished_at": time.time(), "started_at": started})
         if self._study is not None and row is not None:
             note = ""
             if baseline and str(row.get("key")) in self.warm_keys and reusable_baselines([row], self.spec):

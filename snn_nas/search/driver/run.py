@@ -12,13 +12,14 @@ their work on the search's ``DriverClock``. Strategies (``snn_nas.search.tune`` 
 per-trial search, ``snn_nas.search.oneshot`` for the two-stage one) call these; this package
 imports neither.
 
-How a killed search resumes: the driver writes every finished trial to the table at once.
-``--resume`` restores Ray's experiment (trial states and the searcher with its Optuna trials);
-trials Ray's last snapshot still shows running but the table holds are *replayed*: their
-trainable reports the stored record instead of training again. Unfinished trials start over.
-The scheduler's rungs are rebuilt from the ``curve`` column of the finished rows. Without a Ray
-snapshot (killed within the first seconds) a new Ray run draws the missing trials from the same
-samplers' study.
+How a killed search resumes: the driver writes every finished trial to the table at once, and
+the table is the record. ``--resume`` starts a new Ray run for the trials the table lacks
+(``experiment.trials`` minus its rows), drawn from the same samplers' study (which keeps
+everything it was told; the trials it was told were running are closed as failed), with the
+architectures of the table's rows never drawn again and the scheduler's rungs rebuilt from their
+``curve`` column. Trials that were running when the driver died start over. (Restoring Ray's own
+snapshot instead ran extra trials: Ray writes it every few seconds, not per trial, so trials that
+finished after the last one were in the table but unknown to the restored run.)
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from snn_nas.search.results import ResultStore, parse_curve
 from snn_nas.search.searcher import (
     FixedSearcher,
     SnnOptunaSearch,
+    close_sampler_study,
     enqueue_first,
     make_sampler,
     open_sampler_study,
@@ -84,7 +86,7 @@ def run_fixed(
     callback.reuse = dict(reuse or {})
     callback.warm_keys = set(warm_keys or ())
     tuner = tune.Tuner(
-        make_trainable(space, spec, {}, reuse, runner),
+        make_trainable(space, spec, reuse, runner),
         tune_config=tune.TuneConfig(
             search_alg=ConcurrencyLimiter(FixedSearcher(configs), max_concurrent=experiment.max_concurrent),
             num_samples=len(configs),
@@ -99,8 +101,7 @@ def run_fixed(
 
 def make_scheduler(experiment: Any, finished: list[dict[str, Any]], clock_name: str = "") -> TrialScheduler | None:
     """The experiment's scheduler; ``moasha``'s rungs hold the curves of ``finished`` rows (a
-    resumed search decides like the uninterrupted one). Rungs count epochs (``epoch``), which a
-    replayed trial reports too."""
+    resumed search decides like the uninterrupted one). Rungs count epochs (``epoch``)."""
     kind = experiment.scheduler.kind
     if kind == "none":
         return None
@@ -177,72 +178,51 @@ def run_sampled(
     experiment's folder under ``ray/``; ``include``: which table rows are this run's trials
     (a one-shot search's first stage runs here too, ``snn_nas.search.oneshot``); ``runner``:
     what a trial runs (default ``snn_nas.search.trial.run_trial``)."""
-    from snn_nas.search.trial import RECORD_KEYS, reusable_baselines, seen_keys
+    from snn_nas.search.trial import reusable_baselines, seen_keys
 
     stored = ResultStore(directory).rows()
     finished = {r["trial_id"]: r for r in stored if include(r)}
     reuse = reusable_baselines(stored, spec)
-    path = directory / RAY_DIR / run
+    remaining = experiment.trials - len(finished)
+    if remaining <= 0:
+        return True
     clock_name = str(directory)
     callback = RecordTrials(
         directory, space, spec, experiment.name, experiment.trials, experiment, show, baselines=False
     )
     callback.reuse = reuse
     callback.include = include
-    restored = resume and tune.Tuner.can_restore(str(path)) and any(path.glob("experiment_state-*.json"))
-    if restored:
-        replay = {tid: {k: v for k, v in row.items() if k in RECORD_KEYS} for tid, row in finished.items()}
-        trainable = make_trainable(space, spec, replay, reuse, runner)
-        tuner = tune.Tuner.restore(str(path), trainable=trainable, resume_unfinished=True, resume_errored=False)
-        _reseed_scheduler(tuner, experiment, list(finished.values()), clock_name)
-    else:
-        remaining = experiment.trials - len(finished)
-        if remaining <= 0:
-            return True
-        first_trials(experiment, directory, space, spec, show)
-        searcher = SnnOptunaSearch(
-            space=space.suggest,
-            decode=space.decode,
-            seen=seen_keys(list(finished.values())),
-            results_dir=str(directory),
-            metric=experiment.metrics,
-            mode=experiment.modes,
-            sampler=make_sampler(experiment),
-            storage=sampler_storage(directory),
-            study_name=sampler_study_name(directory, experiment.name),
-            constraints=experiment.constraints,
-            random_seed=experiment.seed,
-            clock_name=clock_name,
-        )
-        tuner = tune.Tuner(
-            make_trainable(space, spec, {}, reuse, runner),
-            tune_config=tune.TuneConfig(
-                search_alg=ConcurrencyLimiter(searcher, max_concurrent=experiment.max_concurrent),
-                scheduler=make_scheduler(experiment, list(finished.values()), clock_name),
-                num_samples=remaining,
-                reuse_actors=True,
-                trial_dirname_creator=trial_dirname,
-            ),
-            run_config=run_config(directory, run, callback, experiment),
-        )
+    if resume:  # trials the samplers were told were running died with the driver
+        close_sampler_study(directory, experiment.name)
+    first_trials(experiment, directory, space, spec, show)
+    searcher = SnnOptunaSearch(
+        space=space.suggest,
+        decode=space.decode,
+        seen=seen_keys(list(finished.values())),
+        results_dir=str(directory),
+        metric=experiment.metrics,
+        mode=experiment.modes,
+        sampler=make_sampler(experiment),
+        storage=sampler_storage(directory),
+        study_name=sampler_study_name(directory, experiment.name),
+        constraints=experiment.constraints,
+        random_seed=experiment.seed,
+        clock_name=clock_name,
+    )
+    tuner = tune.Tuner(
+        make_trainable(space, spec, reuse, runner),
+        tune_config=tune.TuneConfig(
+            search_alg=ConcurrencyLimiter(searcher, max_concurrent=experiment.max_concurrent),
+            scheduler=make_scheduler(experiment, list(finished.values()), clock_name),
+            num_samples=remaining,
+            reuse_actors=True,
+            trial_dirname_creator=trial_dirname,
+        ),
+        run_config=run_config(directory, run, callback, experiment),
+    )
     grid = tuner.fit()
     from snn_nas.search.samplers import flush_journals
 
     flush_journals()
     recorded = [r for r in ResultStore(directory).rows() if include(r)]
-    finished_all = grid.num_terminated + grid.num_errors == len(grid)
-    if finished_all and restored and len(recorded) < experiment.trials:
-        # Ray finished every trial it knew, but the table is short (rows lost with a damaged journal
-        # and table): draw the missing trials in a fresh run instead of reporting an interruption.
-        return run_sampled(experiment, directory, space, spec, False, show, run=run, include=include, runner=runner)
-    return finished_all and len(recorded) >= experiment.trials
-
-
-def _reseed_scheduler(tuner: Any, experiment: Any, finished: list[dict[str, Any]], clock_name: str) -> None:
-    """Ray restores the scheduler from its pickle at the start of the search: give it the rungs
-    of the trials that finished since (from their curves)."""
-    scheduler = make_scheduler(experiment, finished, clock_name)
-    internal = getattr(tuner, "_local_tuner", None)
-    config = getattr(internal, "_tune_config", None) if internal is not None else None
-    if scheduler is not None and config is not None:
-        config.scheduler = scheduler
+    return grid.num_terminated + grid.num_errors == len(grid) and len(recorded) >= experiment.trials

@@ -1,10 +1,10 @@
 """The Ray side of one trial: the function trainable every strategy runs, and what it reports.
 
-``search_trainable`` runs in a Ray worker. It reports the stored record of a trial finished
-before a resume (``replay``), the curve of a baseline whose architecture a warm-start trial shares
-(``reuse``), or runs the trial: ``runner(sample, space=..., spec=..., baseline=..., report=...)``,
-by default ``snn_nas.search.trial.run_trial`` (standalone training, or a supernet estimate when
-the spec says so). A benchmark passes its own runner, e.g. the stand-in trials of
+``search_trainable`` runs in a Ray worker. It reports the curve of a baseline whose architecture
+a warm-start trial shares (``reuse``), or runs the trial:
+``runner(sample, space=..., spec=..., baseline=..., report=...)``, by default
+``snn_nas.search.trial.run_trial`` (standalone training, or a supernet estimate when the spec
+says so). A benchmark passes its own runner, e.g. the stand-in trials of
 ``snn_nas.search.driver.standin``, to measure the driver without training.
 
 Every record carries ``node``: ``<node ip>/<first 8 characters of the Ray node id>``, the node
@@ -68,12 +68,11 @@ def search_trainable(
     *,
     space: Any,
     spec: Any,
-    replay: Mapping[str, dict],
     reuse: Mapping[str, dict] | None = None,
     runner: Callable[..., Any] | None = None,
 ) -> None:
-    """Ray function trainable: one trial (or the replay of a trial finished before a resume, or
-    the reuse of a baseline's result for a search trial of the same architecture)."""
+    """Ray function trainable: one trial (or the reuse of a baseline's result for a search trial
+    of the same architecture)."""
     if runner is None:  # training: torch in this worker process, with its CPU share
         import torch
 
@@ -82,10 +81,6 @@ def search_trainable(
         torch.set_num_threads(max(1, int(spec.cpus)))
         tune_cpu_allocator()  # keep activation buffers in the heap between steps (see snn_nas/perf.py)
     node = node_name()
-    trial_id = tune.get_context().get_trial_id()
-    if trial_id in replay:
-        tune.report({**replay[trial_id], "node": node, "replayed": True})
-        return
     sample, baseline, seed = split_config(config)
     if seed is not None:  # a one-shot search's stage 2 trains some architectures with several seeds
         spec = spec.with_seed(seed)
@@ -118,15 +113,12 @@ def _gpu_assignment(gpus: float) -> str:
 def make_trainable(
     space: Any,
     spec: Any,
-    replay: Mapping[str, dict],
     reuse: Mapping[str, dict] | None = None,
     runner: Callable[..., Any] | None = None,
 ) -> Any:
     """``search_trainable`` with its arguments bound and the trial's resources (``spec.cpus``,
     ``spec.gpus``)."""
-    trainable = tune.with_parameters(
-        search_trainable, space=space, spec=spec, replay=dict(replay), reuse=dict(reuse or {}), runner=runner
-    )
+    trainable = tune.with_parameters(search_trainable, space=space, spec=spec, reuse=dict(reuse or {}), runner=runner)
     return tune.with_resources(trainable, {"cpu": spec.cpus, "gpu": spec.gpus})
 
 
