@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -22,54 +20,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from cluster_tools import TINY_EXPERIMENT, TINY_SPACE, free_port, stop
 
 from snn_nas.search.results import load_results
 
 BIN = Path(sys.executable).parent
-SPACE = """\
-name: tiny
-image_size: 8
-family: spiking
-time_steps: 1
-patch_size: 4
-mlp_ratio: 2
-num_stages: 1
-stage_defaults: {depth: 1, dim: {choice: [8, 12]}, token_h: {op: mlp}, token_w: {op: mlp}}
-"""
-EXPERIMENT = {
-    "name": "cluster",
-    "space": "space.yaml",
-    "dataset": "synthetic:train=32,val=16,classes=4,channels=1",
-    "fidelity": {"epochs": 1, "batch_size": 16, "image_size": 8, "max_batches_per_epoch": 1, "eval_batch_size": 16},
-    "trials": 1,
-    "max_concurrent": 1,
-    "costs": {"calibration_images": 8},
-}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def stop(process: subprocess.Popen) -> None:
-    """SIGTERM to the head's process group (``ray start --block`` and the Ray processes it
-    started), SIGKILL to what is left after a few seconds."""
-    for sig, wait_s in ((signal.SIGTERM, 2.0), (signal.SIGKILL, 5.0)):
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + wait_s
-        while time.monotonic() < deadline:
-            try:
-                os.killpg(process.pid, 0)
-            except ProcessLookupError:
-                process.wait()
-                return
-            process.poll()  # reap the leader so that only live members keep the group
-            time.sleep(0.2)
+EXPERIMENT = {**TINY_EXPERIMENT, "name": "cluster", "max_concurrent": 1, "costs": {"calibration_images": 8}}
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +69,7 @@ def snn_nas(env: dict[str, str], cwd: Path, *args: str) -> tuple[subprocess.Comp
 @pytest.mark.slow
 def test_search_on_a_cluster_started_with_ray_start_and_a_token(head, tmp_path):
     env, _, ray_tmp = head
-    (tmp_path / "space.yaml").write_text(SPACE)
+    (tmp_path / "space.yaml").write_text(TINY_SPACE)
     (tmp_path / "cluster.yaml").write_text(yaml.safe_dump(EXPERIMENT, sort_keys=False))
     results = tmp_path / "results"
     done, pid = snn_nas(env, tmp_path, "search", "cluster.yaml", "--address", "auto", "--results-dir",
@@ -129,7 +85,7 @@ def test_search_on_a_cluster_started_with_ray_start_and_a_token(head, tmp_path):
 
 def test_the_heads_address_without_the_token_fails_at_once_with_what_to_try(head, tmp_path):
     env, port, _ = head
-    (tmp_path / "space.yaml").write_text(SPACE)
+    (tmp_path / "space.yaml").write_text(TINY_SPACE)
     (tmp_path / "cluster.yaml").write_text(yaml.safe_dump(EXPERIMENT, sort_keys=False))
     done, _ = snn_nas(env, tmp_path, "search", "cluster.yaml", "--address", f"127.0.0.1:{port}",
                       "--results-dir", str(tmp_path / "results"), "--no-progress")  # fmt: skip

@@ -28,6 +28,7 @@ from typing import Any
 
 import pytest
 import yaml
+from cluster_tools import kill_node, stop
 
 from snn_nas.search.driver.standin import CurveModel, standin_runner
 from snn_nas.search.experiment import load_experiment
@@ -75,28 +76,6 @@ def write_experiment(folder: Path, **overrides) -> Path:
     path = folder / "experiment.yaml"
     path.write_text(yaml.safe_dump({**EXPERIMENT, **overrides}))
     return path
-
-
-def kill_node(node) -> None:
-    """SIGKILL a node's raylet and every process it started (workers, agents), all at once."""
-    import psutil  # Ray's own copy (importing ray puts its third-party folder on the path)
-    from ray._private import ray_constants
-
-    (raylet,) = node.all_processes[ray_constants.PROCESS_TYPE_RAYLET]
-    root = psutil.Process(raylet.process.pid)
-    for process in [root, *root.children(recursive=True)]:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            process.send_signal(signal.SIGKILL)
-
-
-def stop_group(process: subprocess.Popen) -> None:
-    """SIGTERM, then SIGKILL, to the process group of ``ray start --block`` and what it started."""
-    for sig, wait_s in ((signal.SIGTERM, 3.0), (signal.SIGKILL, 5.0)):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, sig)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=wait_s)
-            return
 
 
 def node_tag(node) -> str:
@@ -287,7 +266,7 @@ def test_a_node_that_joins_mid_search_takes_trials(tmp_path, nodes):
         assert f"{new['NodeManagerAddress']}/{new['NodeID'][:8]}" in used and node_tag(first) in used
     finally:
         if "process" in joined:
-            stop_group(joined["process"])
+            stop(joined["process"])
         log.close()
 
 

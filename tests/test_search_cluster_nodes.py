@@ -22,7 +22,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,6 +31,7 @@ from types import SimpleNamespace
 
 import pytest
 import yaml
+from cluster_tools import TINY_EXPERIMENT, TINY_SPACE, free_port, stop
 
 from snn_nas.search.cluster import check_node_resources, node_resource_refusal
 from snn_nas.search.layout import SearchError, check_address
@@ -41,37 +41,12 @@ BIN = Path(sys.executable).parent
 STORE = 80 * 1024**2
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def can_mount_namespaces() -> bool:
     if os.geteuid() != 0 or shutil.which("unshare") is None:
         return False
     with tempfile.TemporaryDirectory() as folder:
         done = subprocess.run(["unshare", "-m", "mount", "-t", "tmpfs", "tmpfs", folder], capture_output=True)
     return done.returncode == 0
-
-
-def stop(process: subprocess.Popen) -> None:
-    """SIGTERM to the process group of ``ray start --block`` (and the Ray processes it started),
-    SIGKILL to what is left after a few seconds."""
-    for sig, wait_s in ((signal.SIGTERM, 3.0), (signal.SIGKILL, 5.0)):
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + wait_s
-        while time.monotonic() < deadline:
-            try:
-                os.killpg(process.pid, 0)
-            except ProcessLookupError:
-                process.wait()
-                return
-            process.poll()  # reap the leader so that only live members keep the group
-            time.sleep(0.2)
 
 
 def alive_nodes() -> list[dict]:
@@ -258,27 +233,11 @@ def test_a_node_that_does_not_answer_is_named_after_the_timeout(nodes):
 
 # an address where nothing answers ----------------------------------------------------------------
 
-SPACE = """\
-name: tiny
-image_size: 8
-family: spiking
-time_steps: 1
-patch_size: 4
-mlp_ratio: 2
-num_stages: 1
-stage_defaults: {depth: 1, dim: {choice: [8, 12]}, token_h: {op: mlp}, token_w: {op: mlp}}
-"""
-EXPERIMENT = {
-    "name": "nowhere",
-    "space": "space.yaml",
-    "dataset": "synthetic:train=32,val=16,classes=4,channels=1",
-    "fidelity": {"epochs": 1, "batch_size": 16, "image_size": 8, "max_batches_per_epoch": 1, "eval_batch_size": 16},
-    "trials": 1,
-}
+EXPERIMENT = {**TINY_EXPERIMENT, "name": "nowhere"}
 
 
 def test_an_address_where_nothing_answers_fails_at_once(tmp_path):
-    (tmp_path / "space.yaml").write_text(SPACE)
+    (tmp_path / "space.yaml").write_text(TINY_SPACE)
     (tmp_path / "nowhere.yaml").write_text(yaml.safe_dump(EXPERIMENT, sort_keys=False))
     address = f"127.0.0.1:{free_port()}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_ADDRESS")}

@@ -104,3 +104,20 @@ def test_a_torn_last_line_is_cut_and_a_damaged_one_refused(tmp_path):
     with pytest.raises(JournalError, match="line 1"):
         list(BufferedJournal(str(path)).read_logs(0))
     assert json.loads(intact.splitlines()[0])  # what Optuna wrote is one JSON operation per line
+
+
+def test_old_operations_are_read_back_from_the_file(tmp_path, monkeypatch):
+    """The journal keeps only its newest operations in memory; a storage opened late (to close
+    the study) still replays all of them, from the file."""
+    from snn_nas.search import samplers
+
+    monkeypatch.setattr(samplers, "KEEP_IN_MEMORY", 5)
+    monkeypatch.setattr(samplers, "FLUSH_EVERY_S", 0.0)
+    path = tmp_path / "samplers.journal"
+    study = optuna.create_study(storage=optuna.storages.JournalStorage(journal_backend(path)), study_name="s")
+    for i in range(20):
+        study.tell(study.ask(), float(i))
+    backend = journal_backend(path)
+    assert backend._base > 0 and len(backend._logs) <= 10  # trimmed
+    late = optuna.load_study(study_name="s", storage=optuna.storages.JournalStorage(backend))
+    assert [t.value for t in late.trials] == [float(i) for i in range(20)]

@@ -4,16 +4,15 @@ training finishes from its last checkpoint instead of starting over."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 
 import pytest
+from cluster_tools import kill_node
 from test_supernet_training import REPO, write_experiment
 
 from snn_nas.supernet.checkpoint import load_supernet, read_supernet_state
@@ -52,22 +51,6 @@ def cluster(monkeypatch):
         ray.shutdown()
         cluster.shutdown()
         shutil.rmtree(temp_dir, ignore_errors=True)
-
-
-def kill_node(node) -> None:
-    """Kill a Ray node as a machine dies: SIGKILL its raylet and every process the raylet started
-    (the Ray workers running its tasks and actors, Ray's agents), all at once, found by their
-    process ids. Killing the raylet alone is not enough: its workers outlive it and go on training
-    (their gloo peers still answer) until the cluster shuts down."""
-    import psutil  # Ray's own copy: importing ray (the fixture did) puts its third-party folder on the path
-    from ray._private import ray_constants
-
-    (raylet,) = node.all_processes[ray_constants.PROCESS_TYPE_RAYLET]
-    root = psutil.Process(raylet.process.pid)
-    processes = [root, *root.children(recursive=True)]
-    for process in processes:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            process.send_signal(signal.SIGKILL)
 
 
 def test_supernet_training_survives_a_worker_node_dying(tmp_path, cluster):

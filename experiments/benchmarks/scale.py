@@ -112,6 +112,27 @@ def run(trials: int, slots: int, seconds: float, epochs: int, sampler: str, keep
     }
 
 
+def plot(growth_csv: str, png: str) -> None:
+    """The driver's milliseconds per trial, by part, per window of 100 finished trials."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    frame = pd.read_csv(growth_csv)
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    parts = [c for c in writer_columns() if c != "total"]
+    ax.stackplot(frame["trial"], *(frame[p] for p in parts), labels=parts, alpha=0.85)
+    ax.set_xlabel("finished trials")
+    ax.set_ylabel("driver ms per trial (window of 100)")
+    ax.set_title(Path(growth_csv).stem)
+    ax.legend(loc="upper left", fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(png, dpi=110)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=1000)
@@ -123,7 +144,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--growth", metavar="CSV", help="write the driver's ms per trial per window of 100")
     parser.add_argument("--keep", metavar="DIR", help="results folder to keep (default: a temporary one)")
     parser.add_argument("--fit", metavar="RESULTS", help="refit the curve model from a search folder and exit")
+    parser.add_argument("--plot", nargs=2, metavar=("CSV", "PNG"), help="draw a --growth CSV and exit")
     args = parser.parse_args(argv)
+    if args.plot:
+        plot(*args.plot)
+        return 0
     if args.fit:
         fit(args.fit)
         return 0

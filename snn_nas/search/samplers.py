@@ -61,6 +61,8 @@ ELITE_SIZE = 100
 below set of the window, ``ceil(0.1 * max_history)`` for several objectives)."""
 FLUSH_EVERY_S = 1.0
 """Seconds between two writes of the samplers' journal while a search runs."""
+KEEP_IN_MEMORY = 50_000
+"""Journal operations kept in memory after they were written (older ones are read from the file)."""
 
 _FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
@@ -77,14 +79,16 @@ class BoundedTPESampler(optuna.samplers.TPESampler):
         self._max_history = max_history
         self._elite: list[FrozenTrial] = []
         self._archived: set[int] = set()  # numbers of finished trials already offered to the elite
-        self._split_key: int | None = None  # the trial number the cached split was made for
+        self._split_key: int | None = None  # the trial number the cached split serves
+        self._split_state: tuple[int, ...] | None = None  # the history it was made from (``_history``)
         self._split: tuple[list[FrozenTrial], list[FrozenTrial]] = ([], [])
         self._column_cache: dict[int, dict[str, list[float]]] = {}  # id(below or above) -> label -> values
         self._reprs: dict[int, dict[str, float]] = {}  # trial number -> label -> internal value
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        state["_split_key"], state["_split"], state["_column_cache"] = None, ([], []), {}  # rebuilt when needed
+        state["_split_key"], state["_split_state"], state["_split"] = None, None, ([], [])  # rebuilt when needed
+        state["_column_cache"] = {}
         return state
 
     # ------------------------------------------------------------------ the window
@@ -127,9 +131,12 @@ class BoundedTPESampler(optuna.samplers.TPESampler):
     # ------------------------------------------------------------------ TPE with a cached split
     def _sample(self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, Any]) -> dict[str, Any]:
         if trial.number != self._split_key:  # once per suggestion, not once per label
-            self._split = self._split_for(study, trial)
+            trials, state = self._history(study, trial)
+            if state != self._split_state:  # a redraw after a duplicate sees the same history: kept
+                self._split = self._split_for(study, trials)
+                self._split_state = state
+                self._column_cache = {}
             self._split_key = trial.number
-            self._column_cache = {}
         below, above = self._split
         mpe_below = self._build_parzen_estimator(study, search_space, below, handle_below=True)
         mpe_above = self._build_parzen_estimator(study, search_space, above, handle_below=False)
@@ -177,15 +184,26 @@ class BoundedTPESampler(optuna.samplers.TPESampler):
             return self._sample(study, trial, {param_name: param_distribution})[param_name]
         return super().sample_independent(study, trial, param_name, param_distribution)
 
-    def _split_for(self, study: optuna.Study, trial: FrozenTrial) -> tuple[list[FrozenTrial], list[FrozenTrial]]:
-        """TPE's ``(below, above)`` for the suggestion of ``trial``: over the window of the finished
-        trials, plus (``constant_liar``, Optuna's default) the other running trials, which TPE
-        counts in ``above``. The driver suggests one trial at a time, so the trials do not change
-        while one is suggested."""
+    def _history(self, study: optuna.Study, trial: FrozenTrial) -> tuple[list[FrozenTrial], tuple[int, ...]]:
+        """The trials TPE looks at for the suggestion of ``trial`` (finished ones and, with
+        ``constant_liar``, Optuna's default, the other running ones), and a key of that set: the
+        count of finished trials and the running trials' numbers. A redraw after a duplicate
+        (the duplicate told FAIL) sees the same key."""
         states = (*_FINISHED, TrialState.RUNNING) if self._constant_liar else _FINISHED
-        trials = study._get_trials(deepcopy=False, states=states, use_cache=not self._constant_liar)
+        trials = [
+            t
+            for t in study._get_trials(deepcopy=False, states=states, use_cache=not self._constant_liar)
+            if t.number != trial.number
+        ]
+        running = tuple(t.number for t in trials if t.state == TrialState.RUNNING)
+        return trials, (len(trials) - len(running), *running)
+
+    def _split_for(self, study: optuna.Study, trials: list[FrozenTrial]) -> tuple[list[FrozenTrial], list[FrozenTrial]]:
+        """TPE's ``(below, above)`` over the window of the finished ``trials``, plus the running
+        ones, which TPE counts in ``above``. The driver suggests one trial at a time, so the
+        trials do not change while one is suggested."""
         finished = [t for t in trials if t.state != TrialState.RUNNING]
-        running = [t for t in trials if t.state == TrialState.RUNNING and t.number != trial.number]
+        running = [t for t in trials if t.state == TrialState.RUNNING]
         if self._gamma is None:
             multi = len(study.directions) > 1
             self._gamma = (
@@ -237,6 +255,7 @@ class BufferedJournal(BaseJournalBackend):
         self._pending: list[dict[str, Any]] = []
         self._flushed_at = time.monotonic()
         self._size = -1  # bytes of the file as last read or written here (-1: not read yet)
+        self._base = 0  # number of the first operation held in memory (older ones: in the file)
 
     def changed_on_disk(self) -> bool:
         """The file was replaced, damaged or removed by someone else since this backend read or
@@ -257,13 +276,33 @@ class BufferedJournal(BaseJournalBackend):
         return self._logs
 
     def read_logs(self, log_number_from: int) -> Iterator[dict[str, Any]]:
-        yield from self._loaded()[log_number_from:]
+        """Operations from number ``log_number_from`` on: from memory, or for an old number (a
+        storage opened late, e.g. to close the study) from the file, then memory."""
+        logs = self._loaded()
+        if log_number_from < self._base:
+            with open(self.path, "rb") as handle:
+                for number, raw in enumerate(handle):
+                    if number >= self._base:
+                        break
+                    if number >= log_number_from:
+                        yield json.loads(raw)
+            log_number_from = self._base
+        yield from logs[log_number_from - self._base :]
 
     def append_logs(self, logs: list[dict[str, Any]]) -> None:
         self._loaded().extend(logs)
         self._pending.extend(logs)
         if time.monotonic() - self._flushed_at >= FLUSH_EVERY_S:
             self.flush()
+
+    def _trim(self) -> None:
+        """Keep the newest ``KEEP_IN_MEMORY`` written operations in memory (each storage on the
+        file has replayed them; a 10,000-trial search writes about a million)."""
+        assert self._logs is not None
+        if not self._pending and len(self._logs) > 2 * KEEP_IN_MEMORY:
+            dropped = len(self._logs) - KEEP_IN_MEMORY
+            del self._logs[:dropped]
+            self._base += dropped
 
     def flush(self) -> None:
         self._flushed_at = time.monotonic()
@@ -276,6 +315,7 @@ class BufferedJournal(BaseJournalBackend):
             os.fsync(handle.fileno())
         self._pending = []
         self._size = os.path.getsize(self.path)
+        self._trim()
 
 
 def _read_journal(path: Path) -> list[dict[str, Any]]:
