@@ -144,20 +144,19 @@ def nodes(tmp_path_factory):
     import ray
     from ray.cluster_utils import Cluster
 
-    base = tmp_path_factory.mktemp("cluster_driver")
     ray_tmp = tempfile.mkdtemp(prefix="snnd", dir="/tmp")  # Ray's socket paths must stay short
+    # Ray's authentication mode is read once per process: it is left as the other tests have it
+    # (setting RAY_AUTH_MODE here would stay in force for every later test of this process)
     with pytest.MonkeyPatch.context() as patch:
-        for name in [n for n in os.environ if n.startswith(("RAY_ADDRESS", "RAY_AUTH"))]:
-            patch.delenv(name)
-        patch.setenv("HOME", str(base))
+        patch.delenv("RAY_ADDRESS", raising=False)
         patch.setenv("RAY_USAGE_STATS_ENABLED", "0")
-        patch.setenv("RAY_AUTH_MODE", "disabled")
-        patch.setenv("RAY_health_check_period_ms", "500")  # a dead node is declared dead in seconds
-        patch.setenv("RAY_health_check_failure_threshold", "4")
         cluster = Cluster(
             initialize_head=True,
-            head_node_args=dict(num_cpus=0, object_store_memory=STORE, temp_dir=ray_tmp, include_dashboard=False),
-        )
+            head_node_args=dict(
+                num_cpus=0, object_store_memory=STORE, temp_dir=ray_tmp, include_dashboard=False,
+                _system_config={"health_check_period_ms": 500, "health_check_failure_threshold": 4},
+            ),  # a dead node is declared dead within seconds
+        )  # fmt: skip
         try:
             ray.init(address=cluster.address, log_to_driver=False, logging_level="ERROR")
             yield Nodes(cluster)

@@ -11,9 +11,10 @@ the same path, and ``<tmp>/hidden/other`` does not exist there: a node whose res
 not the shared one, simulated for real (its raylet and its workers see another filesystem), not
 by an option of the check. Without ``unshare`` or the right to mount, those tests are skipped.
 
-Ray's temp folder is a short path under /tmp (socket paths must stay short), HOME a folder of
-the test's (Ray writes an authentication token into ``~/.ray``; token authentication is off
-here, ``test_search_cluster.py`` covers it), usage statistics are off, object stores 80 MB.
+Ray's temp folder is a short path under /tmp (socket paths must stay short), usage statistics
+are off, object stores 80 MB. Ray's authentication mode is left as the test process has it (Ray
+reads it once per process, so a test that changed it would change it for every later test;
+``test_search_cluster.py`` covers token authentication).
 The Ray processes are stopped in finalizers whatever the tests do.
 """
 
@@ -68,12 +69,12 @@ def nodes(tmp_path_factory):
     shared.mkdir()
     (hidden / "results").mkdir(parents=True)
     ray_tmp = tempfile.mkdtemp(prefix="snnn", dir="/tmp")
-    variables = dict(HOME=str(base), RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_MODE="disabled")
+    # Ray reads its authentication mode once per process: left as the other tests have it
+    variables = dict(RAY_USAGE_STATS_ENABLED="0")
     processes: list[subprocess.Popen] = []
     log = (base / "isolated.log").open("w")
     with log, pytest.MonkeyPatch.context() as patch:
-        for name in [name for name in os.environ if name.startswith(("RAY_ADDRESS", "RAY_AUTH"))]:
-            patch.delenv(name)
+        patch.delenv("RAY_ADDRESS", raising=False)
         for name, value in variables.items():
             patch.setenv(name, value)
         cluster = Cluster(

@@ -20,8 +20,9 @@ architecture, baselines included), and holds only what a person should read:
   ``baseline`` and the costs (``sops``, ``macs``, ``energy_uj``, ``params``, ``time_steps``,
   ``firing_rate``).
 
-A trial is added RUNNING when Ray starts it (``start``) and finished when its row is recorded,
-so trials are numbered in the order they started and ``datetime_start`` / ``datetime_complete``
+A trial is added RUNNING when Ray starts it (``start``) and finished when its row is recorded
+(parameters, values, attributes and intermediate values in one transaction: ``_finish``), so
+trials are numbered in the order they started and ``datetime_start`` / ``datetime_complete``
 are the trial's own start and finish (rows added later, e.g. after a resume, are dated from the
 table's ``started_at`` and ``finished_at``). A search trial that reused a baseline's result
 (``reused_from``: the warm-start trial of a seed design) is that baseline's trial, not a second
