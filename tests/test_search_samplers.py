@@ -9,6 +9,7 @@ import random
 
 import optuna
 import pytest
+from optuna.storages import JournalStorage
 
 from snn_nas.search.samplers import ELITE_SIZE, BoundedTPESampler, journal_backend
 from snn_nas.space import load_space
@@ -121,3 +122,35 @@ def test_old_operations_are_read_back_from_the_file(tmp_path, monkeypatch):
     assert backend._base > 0 and len(backend._logs) <= 10  # trimmed
     late = optuna.load_study(study_name="s", storage=optuna.storages.JournalStorage(backend))
     assert [t.value for t in late.trials] == [float(i) for i in range(20)]
+
+
+def test_the_indexed_journal_lists_trials_by_state_as_optuna_does(tmp_path):
+    """``IndexedJournalStorage.get_all_trials(states=...)`` against Optuna's own
+    ``JournalStorage`` on the same file, after asks, tells out of order, failures, prunes and
+    enqueued trials."""
+    from optuna.storages.journal import JournalFileBackend
+    from optuna.trial import TrialState
+
+    from snn_nas.search.samplers import IndexedJournalStorage
+
+    path = tmp_path / "samplers.journal"
+    storage = IndexedJournalStorage(journal_backend(path))
+    study = optuna.create_study(storage=storage, study_name="s")
+    rng, running = random.Random(4), []
+    for step in range(120):
+        if step % 17 == 0:
+            study.enqueue_trial({"x": 0.5})
+        running.append(study.ask({"x": optuna.distributions.FloatDistribution(0, 1)}))
+        if len(running) > 4:
+            trial = running.pop(rng.randrange(len(running)))  # finished out of order
+            state = rng.choice([TrialState.COMPLETE, TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED])
+            study.tell(trial, rng.random() if state == TrialState.COMPLETE else None, state=state)
+        if step % 10 == 0:
+            journal_backend(path).flush()
+            plain = JournalStorage(JournalFileBackend(str(path)))
+            study_id = plain.get_study_id_from_name("s")
+            finished = (TrialState.COMPLETE, TrialState.PRUNED)
+            for states in [(TrialState.WAITING,), finished, (*finished, TrialState.RUNNING), (TrialState.FAIL,)]:
+                want = [t.number for t in plain.get_all_trials(study_id, deepcopy=False, states=states)]
+                got = [t.number for t in storage.get_all_trials(study._study_id, deepcopy=False, states=states)]
+                assert got == want, (step, states)

@@ -57,7 +57,37 @@ def fit(results_dir: str) -> None:
     print(f"fitted on {model.rows} rows of {results_dir} -> {MODEL_FILE}", file=sys.stderr)
 
 
-def run(trials: int, slots: int, seconds: float, epochs: int, sampler: str, keep: str | None) -> dict:
+def write_growth(path: str, timer) -> None:
+    """The driver's ms per trial per window of 100 finished trials so far, as CSV."""
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["trial", *writer_columns()])
+        for end in range(100, timer.trials + 1, 100):
+            parts = timer.window_ms(end - 100, end)
+            writer.writerow([end, *(round(parts.get(k, 0.0), 3) for k in writer_columns())])
+
+
+def snapshots(path: str | None, name: str, every_s: float = 20.0) -> None:
+    """While the search runs, rewrite the growth CSV every ``every_s`` seconds (a run stopped
+    before its end keeps what it measured), with the peak memory so far beside it."""
+    import threading
+
+    from snn_nas.search.clock import clock
+
+    def loop() -> None:
+        while True:
+            time.sleep(every_s)
+            write_growth(path, clock(name))
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            Path(path).with_suffix(".peak_mb").write_text(f"{peak:.1f} at {clock(name).trials} trials\n")
+
+    if path:
+        threading.Thread(target=loop, daemon=True).start()
+
+
+def run(
+    trials: int, slots: int, seconds: float, epochs: int, sampler: str, keep: str | None, growth: str | None = None
+) -> dict:
     from snn_nas.search.clock import clock
     from snn_nas.search.driver.standin import CurveModel, standin_runner
     from snn_nas.search.experiment import Prescreen, load_experiment
@@ -79,6 +109,7 @@ def run(trials: int, slots: int, seconds: float, epochs: int, sampler: str, keep
         fidelity=tuple(sorted(fidelity.items())),
     )
     root = keep or tempfile.mkdtemp(prefix="snn-scale-")
+    snapshots(growth, str(Path(root) / "scale"))
     started = time.perf_counter()
     with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
         result = run_search(
@@ -108,7 +139,6 @@ def run(trials: int, slots: int, seconds: float, epochs: int, sampler: str, keep
         "parts_last": {k: round(v, 2) for k, v in last.items()},
         "peak_driver_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "results": str(result.directory),
-        "_growth": [(end, timer.window_ms(end - 100, end)) for end in range(100, n + 1, 100)],
     }
 
 
@@ -152,14 +182,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.fit:
         fit(args.fit)
         return 0
-    out = run(args.trials, args.slots, args.trial_seconds, args.epochs, args.sampler, args.keep)
-    growth = out.pop("_growth")
+    out = run(args.trials, args.slots, args.trial_seconds, args.epochs, args.sampler, args.keep, args.growth)
     if args.growth:
-        with open(args.growth, "w", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["trial", "suggest", "scheduler", "table", "study", "display", "total"])
-            for end, parts in growth:
-                writer.writerow([end, *(round(parts.get(k, 0.0), 3) for k in writer_columns())])
+        from snn_nas.search.clock import clock
+
+        write_growth(args.growth, clock(out["results"]))
     if args.json:
         print(json.dumps(out, sort_keys=True))
     else:

@@ -38,6 +38,8 @@ reads, so Optuna's tools open it.
 from __future__ import annotations
 
 import atexit
+import copy
+import heapq
 import json
 import os
 import time
@@ -216,6 +218,62 @@ class BoundedTPESampler(optuna.samplers.TPESampler):
 
 
 # ---------------------------------------------------------------------- the journal file
+class IndexedJournalStorage(optuna.storages.JournalStorage):
+    """Optuna's ``JournalStorage`` whose ``get_all_trials(states=...)`` costs O(new + unfinished
+    trials), not O(all trials): Optuna's ``ask`` looks for WAITING trials and TPE for the finished
+    and running ones at every suggestion, and a search's study holds several trials per
+    architecture (every duplicate draw is one, told FAIL). A finished trial never changes, so
+    finished trials are filed by state once, in the order of their numbers; only the unfinished
+    ones (running, waiting: at most the slots and the queue) are looked at again."""
+
+    def __init__(self, log_storage: BaseJournalBackend) -> None:
+        super().__init__(log_storage)
+        self._index: dict[int, dict[str, Any]] = {}
+
+    def __getstate__(self) -> dict[Any, Any]:
+        state = super().__getstate__()
+        state.pop("_index", None)
+        return state
+
+    def __setstate__(self, state: dict[Any, Any]) -> None:
+        super().__setstate__(state)
+        self._index = {}
+
+    def get_all_trials(self, study_id: int, deepcopy: bool = True, states: Any = None) -> list[FrozenTrial]:
+        if states is None or study_id not in self._replay_result._studies:
+            return super().get_all_trials(study_id, deepcopy=deepcopy, states=states)
+        with self._thread_lock:
+            self._sync_with_backend()
+            trials = self._by_state(study_id, states)
+        return copy.deepcopy(trials) if deepcopy else trials
+
+    def _by_state(self, study_id: int, states: Any) -> list[FrozenTrial]:
+        replay = self._replay_result
+        ids = replay._study_id_to_trial_ids[study_id]
+        entry = self._index.setdefault(study_id, {"scanned": 0, "open": [], "finished": {}})
+        entry["open"].extend(ids[entry["scanned"] :])
+        entry["scanned"] = len(ids)
+        still, out = [], []
+        for trial_id in entry["open"]:
+            trial = replay._trials[trial_id]
+            if trial.state.is_finished():
+                filed = entry["finished"].setdefault(trial.state, [])
+                filed.append(trial)
+                if len(filed) > 1 and filed[-2].number > trial.number:  # finished out of order
+                    filed.sort(key=lambda t: t.number)
+            else:
+                still.append(trial_id)
+                if trial.state in states:
+                    out.append(trial)
+        entry["open"] = still
+        parts = [entry["finished"][state] for state in entry["finished"] if state in states]
+        if not parts:
+            return out
+        if len(parts) == 1 and not out:
+            return list(parts[0])
+        return list(heapq.merge(*parts, out, key=lambda t: t.number))
+
+
 _OPEN: dict[str, BufferedJournal] = {}
 
 

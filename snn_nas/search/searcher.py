@@ -124,9 +124,9 @@ def sampler_storage(directory: Path) -> optuna.storages.BaseStorage:
     search's SQLite file."""
     path = sampler_path(directory)
     if path.name == SAMPLER_STUDY_FILE:
-        from snn_nas.search.samplers import journal_backend
+        from snn_nas.search.samplers import IndexedJournalStorage, journal_backend
 
-        return optuna.storages.JournalStorage(journal_backend(path))
+        return IndexedJournalStorage(journal_backend(path))
     from snn_nas.search.samplers import sqlite_storage
 
     return sqlite_storage(path)
