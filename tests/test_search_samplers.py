@@ -18,9 +18,9 @@ pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalW
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 
 
-def _drive(sampler, space, trials: int, pending: int = 3) -> list[dict]:
+def _drive(sampler, space, trials: int, pending: int = 3, storage=None) -> list[dict]:
     """Ask/tell like the driver: ``pending`` trials running at once, random objective values."""
-    study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler, storage=storage)
     rng, drawn, running = random.Random(0), [], []
     for _ in range(trials):
         trial = study.ask()
@@ -32,12 +32,17 @@ def _drive(sampler, space, trials: int, pending: int = 3) -> list[dict]:
     return drawn
 
 
+@pytest.mark.parametrize("journal", [False, True])
 @pytest.mark.parametrize("liar", [True, False])
-def test_below_max_history_it_is_optunas_tpe(liar):
+def test_below_max_history_it_is_optunas_tpe(liar, journal, tmp_path):
     """The same seed gives the same suggestions as ``TPESampler``, running trials included (the
-    constant liar, Optuna 5's default) or not: the cached split and columns change nothing."""
+    constant liar, Optuna 5's default) or not, in memory or on the samplers' indexed journal:
+    the cached split and columns and the journal's index change nothing."""
+    from snn_nas.search.samplers import IndexedJournalStorage
+
     space = load_space("quick")
-    ours = _drive(BoundedTPESampler(seed=0, n_startup_trials=8, constant_liar=liar), space, 60)
+    storage = IndexedJournalStorage(journal_backend(tmp_path / "s.journal")) if journal else None
+    ours = _drive(BoundedTPESampler(seed=0, n_startup_trials=8, constant_liar=liar), space, 60, storage=storage)
     optunas = _drive(optuna.samplers.TPESampler(seed=0, n_startup_trials=8, constant_liar=liar), space, 60)
     assert ours == optunas
 

@@ -86,6 +86,9 @@ class BoundedTPESampler(optuna.samplers.TPESampler):
         self._split: tuple[list[FrozenTrial], list[FrozenTrial]] = ([], [])
         self._column_cache: dict[int, dict[str, list[float]]] = {}  # id(below or above) -> label -> values
         self._reprs: dict[int, dict[str, float]] = {}  # trial number -> label -> internal value
+        self._log_seen = 0  # finished trials of the journal's log offered to the elite so far
+        self._started_up = False  # n_startup_trials finished: TPE from now on
+        self._windowed = False  # _history already made the window (the journal's fast path)
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
@@ -180,17 +183,35 @@ class BoundedTPESampler(optuna.samplers.TPESampler):
     def sample_independent(
         self, study: optuna.Study, trial: FrozenTrial, param_name: str, param_distribution: Any
     ) -> Any:
-        """Optuna's, except that the labels after the first of a suggestion skip its re-reading of
-        the whole history (the split for this trial is cached, so it is past the start-up)."""
-        if trial.number == self._split_key and not self._is_multivariate(study):
-            return self._sample(study, trial, {param_name: param_distribution})[param_name]
-        return super().sample_independent(study, trial, param_name, param_distribution)
+        """Optuna's, except that the history is not re-read for every label: the labels after the
+        first of a suggestion use the cached split, and the start-up count (``n_startup_trials``
+        finished trials), once reached, is not counted again."""
+        if self._is_multivariate(study):
+            return super().sample_independent(study, trial, param_name, param_distribution)
+        if trial.number != self._split_key and not self._started_up:
+            finished = study._get_trials(deepcopy=False, states=_FINISHED, use_cache=True)
+            self._started_up = len(finished) >= self._n_startup_trials  # only grows: counted until reached
+            if not self._started_up:
+                return self._random_sampler.sample_independent(study, trial, param_name, param_distribution)
+        return self._sample(study, trial, {param_name: param_distribution})[param_name]
 
     def _history(self, study: optuna.Study, trial: FrozenTrial) -> tuple[list[FrozenTrial], tuple[int, ...]]:
         """The trials TPE looks at for the suggestion of ``trial`` (finished ones and, with
         ``constant_liar``, Optuna's default, the other running ones), and a key of that set: the
         count of finished trials and the running trials' numbers. A redraw after a duplicate
         (the duplicate told FAIL) sees the same key."""
+        storage = study._storage
+        if isinstance(storage, IndexedJournalStorage):  # no scan of the history
+            log, unfinished = storage.progress(study._study_id)
+            if len(log) > self._max_history:
+                self._update_elite_from_log(study, log)
+                finished = self._recent_window(log)
+            else:
+                finished = sorted((t for t in log if t.state in _FINISHED), key=lambda t: t.number)
+            running = [t for t in unfinished if t.state == TrialState.RUNNING and t.number != trial.number]
+            trials = finished + (running if self._constant_liar else [])
+            key = (len(log), *(t.number for t in running)) if self._constant_liar else (len(log),)
+            return trials, key
         states = (*_FINISHED, TrialState.RUNNING) if self._constant_liar else _FINISHED
         trials = [
             t
@@ -199,6 +220,24 @@ class BoundedTPESampler(optuna.samplers.TPESampler):
         ]
         running = tuple(t.number for t in trials if t.state == TrialState.RUNNING)
         return trials, (len(trials) - len(running), *running)
+
+    def _update_elite_from_log(self, study: optuna.Study, log: list[FrozenTrial]) -> None:
+        """``_update_elite`` with the trials filed since the last call (the log only grows)."""
+        new = [t for t in log[self._log_seen :] if t.state in _FINISHED]
+        self._log_seen = len(log)
+        self._update_elite(study, new)
+
+    def _recent_window(self, log: list[FrozenTrial]) -> list[FrozenTrial]:
+        """The window of the module docstring, with "recent" the latest filed finished trials
+        (already windowed: ``_split_for`` keeps it)."""
+        chosen = {t.number: t for t in self._elite}
+        for trial in reversed(log):
+            if len(chosen) >= self._max_history:
+                break
+            if trial.state in _FINISHED:
+                chosen.setdefault(trial.number, trial)
+        self._windowed = True
+        return [chosen[number] for number in sorted(chosen)]
 
     def _split_for(self, study: optuna.Study, trials: list[FrozenTrial]) -> tuple[list[FrozenTrial], list[FrozenTrial]]:
         """TPE's ``(below, above)`` over the window of the finished ``trials``, plus the running
@@ -213,7 +252,8 @@ class BoundedTPESampler(optuna.samplers.TPESampler):
                 if multi
                 else optuna.samplers._tpe.sampler.default_gamma
             )
-        window = self.window(study, finished)
+        window = finished if self._windowed else self.window(study, finished)
+        self._windowed = False
         return _split_trials(study, sorted(window + running, key=lambda t: t.number), self._gamma(len(window)))
 
 
@@ -247,16 +287,27 @@ class IndexedJournalStorage(optuna.storages.JournalStorage):
             trials = self._by_state(study_id, states)
         return copy.deepcopy(trials) if deepcopy else trials
 
+    def progress(self, study_id: int) -> tuple[list[FrozenTrial], list[FrozenTrial]]:
+        """``(finished, unfinished)``: every finished trial in the order it was filed (append-only;
+        not a copy: do not change it) and the running and waiting ones, without a scan of the
+        history (what ``BoundedTPESampler`` reads at every suggestion)."""
+        with self._thread_lock:
+            self._sync_with_backend()
+            self._by_state(study_id, ())
+            entry = self._index[study_id]
+            return entry["log"], list(entry["open_trials"])
+
     def _by_state(self, study_id: int, states: Any) -> list[FrozenTrial]:
         replay = self._replay_result
         ids = replay._study_id_to_trial_ids[study_id]
-        entry = self._index.setdefault(study_id, {"scanned": 0, "open": [], "finished": {}})
+        entry = self._index.setdefault(study_id, {"scanned": 0, "open": [], "finished": {}, "log": []})
         entry["open"].extend(ids[entry["scanned"] :])
         entry["scanned"] = len(ids)
         still, out = [], []
         for trial_id in entry["open"]:
             trial = replay._trials[trial_id]
             if trial.state.is_finished():
+                entry["log"].append(trial)
                 filed = entry["finished"].setdefault(trial.state, [])
                 filed.append(trial)
                 if len(filed) > 1 and filed[-2].number > trial.number:  # finished out of order
@@ -266,6 +317,7 @@ class IndexedJournalStorage(optuna.storages.JournalStorage):
                 if trial.state in states:
                     out.append(trial)
         entry["open"] = still
+        entry["open_trials"] = [replay._trials[trial_id] for trial_id in still]
         parts = [entry["finished"][state] for state in entry["finished"] if state in states]
         if not parts:
             return out
