@@ -66,3 +66,16 @@ def kill_node(node) -> None:
     for process in [root, *root.children(recursive=True)]:
         with contextlib.suppress(psutil.NoSuchProcess):
             process.send_signal(signal.SIGKILL)
+
+
+def node_env() -> dict[str, str]:
+    """The environment for a ``ray start --address`` subprocess that joins a cluster this test
+    process started: the same authentication mode (Ray fixes it once per process; a cluster with
+    token authentication accepts a node only with ``RAY_AUTH_MODE=token``, and the node then reads
+    the same ``~/.ray/auth_token``)."""
+    from ray._private.authentication.authentication_utils import is_token_auth_enabled
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_ADDRESS")}
+    if is_token_auth_enabled():
+        env["RAY_AUTH_MODE"] = "token"
+    return env

@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 import yaml
-from cluster_tools import kill_node, stop
+from cluster_tools import kill_node, node_env, stop
 
 from snn_nas.search.driver.standin import CurveModel, standin_runner
 from snn_nas.search.experiment import load_experiment
@@ -250,7 +250,9 @@ def test_a_node_that_joins_mid_search_takes_trials(tmp_path, nodes):
         ray_cli = str(Path(sys.executable).parent / "ray")
         command = [ray_cli, "start", "--address", nodes.cluster.address, "--num-cpus", "1",
                    "--object-store-memory", str(STORE), "--block", "--disable-usage-stats"]  # fmt: skip
-        joined["process"] = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        joined["process"] = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=node_env()
+        )
         wait_for(lambda: any(n["Alive"] and n["NodeID"] not in before for n in ray.nodes()), 60, "the new node")
         joined["node"] = next(n for n in ray.nodes() if n["Alive"] and n["NodeID"] not in before)
 
