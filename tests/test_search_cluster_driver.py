@@ -235,8 +235,7 @@ def test_a_node_that_dies_under_running_trials_loses_no_finished_row(tmp_path, n
 
 
 def test_a_node_that_joins_mid_search_takes_trials(tmp_path, nodes):
-    """One worker node at the start; a second joins after the first trial finished: trials
-    spread to it."""
+    """One worker node at the start; a second joins once the search runs: trials spread to it."""
     import ray
 
     (first,) = nodes.workers(1)
@@ -245,7 +244,7 @@ def test_a_node_that_joins_mid_search_takes_trials(tmp_path, nodes):
     log = (tmp_path / "joined.log").open("w")
 
     def join_later() -> None:  # as a user would: 'ray start --address' on a new machine
-        wait_for(lambda: len(journal_rows(directory)) >= 1, 90, "the first finished trial")
+        wait_for(lambda: (directory / "ray").is_dir(), 90, "the search to start")  # trials are running
         before = {n["NodeID"] for n in ray.nodes()}
         ray_cli = str(Path(sys.executable).parent / "ray")
         command = [ray_cli, "start", "--address", nodes.cluster.address, "--num-cpus", "1",
@@ -259,9 +258,10 @@ def test_a_node_that_joins_mid_search_takes_trials(tmp_path, nodes):
     helper = threading.Thread(target=join_later, daemon=True)
     helper.start()
     try:
-        result = search(tmp_path, nodes, runner=standin_runner(MODEL, 2.0), name="joins", trials=12, max_concurrent=4)
+        # 24 trials of 2 s on one 1-CPU node: 48 s or more, time enough for a node to join (10-20 s here)
+        result = search(tmp_path, nodes, runner=standin_runner(MODEL, 2.0), name="joins", trials=24, max_concurrent=4)
         helper.join(timeout=60)
-        assert result.complete and len(result.table) == 12
+        assert result.complete and len(result.table) == 24
         used = set(result.table["node"].dropna())
         new = joined["node"]
         assert f"{new['NodeManagerAddress']}/{new['NodeID'][:8]}" in used and node_tag(first) in used
