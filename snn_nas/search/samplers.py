@@ -88,7 +88,6 @@ class BoundedTPESampler(optuna.samplers.TPESampler):
         self._reprs: dict[int, dict[str, float]] = {}  # trial number -> label -> internal value
         self._log_seen = 0  # finished trials of the journal's log offered to the elite so far
         self._started_up = False  # n_startup_trials finished: TPE from now on
-        self._windowed = False  # _history already made the window (the journal's fast path)
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
@@ -136,9 +135,9 @@ class BoundedTPESampler(optuna.samplers.TPESampler):
     # ------------------------------------------------------------------ TPE with a cached split
     def _sample(self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, Any]) -> dict[str, Any]:
         if trial.number != self._split_key:  # once per suggestion, not once per label
-            trials, state = self._history(study, trial)
+            window, running, state = self._history(study, trial)
             if state != self._split_state:  # a redraw after a duplicate sees the same history: kept
-                self._split = self._split_for(study, trials)
+                self._split = self._split_for(study, window, running)
                 self._split_state = state
                 self._column_cache = {}
             self._split_key = trial.number
@@ -195,31 +194,33 @@ class BoundedTPESampler(optuna.samplers.TPESampler):
                 return self._random_sampler.sample_independent(study, trial, param_name, param_distribution)
         return self._sample(study, trial, {param_name: param_distribution})[param_name]
 
-    def _history(self, study: optuna.Study, trial: FrozenTrial) -> tuple[list[FrozenTrial], tuple[int, ...]]:
-        """The trials TPE looks at for the suggestion of ``trial`` (finished ones and, with
-        ``constant_liar``, Optuna's default, the other running ones), and a key of that set: the
-        count of finished trials and the running trials' numbers. A redraw after a duplicate
-        (the duplicate told FAIL) sees the same key."""
+    def _history(
+        self, study: optuna.Study, trial: FrozenTrial
+    ) -> tuple[list[FrozenTrial], list[FrozenTrial], tuple[int, ...]]:
+        """What TPE looks at for the suggestion of ``trial``: the window of the finished trials,
+        the other running trials (with ``constant_liar``, Optuna's default; else none), and a key
+        of that history: the count of finished trials and the running trials' numbers. A redraw
+        after a duplicate (the duplicate told FAIL) sees the same key."""
         storage = study._storage
         if isinstance(storage, IndexedJournalStorage):  # no scan of the history
             log, unfinished = storage.progress(study._study_id)
             if len(log) > self._max_history:
                 self._update_elite_from_log(study, log)
-                finished = self._recent_window(log)
+                window = self._recent_window(log)
             else:
-                finished = sorted((t for t in log if t.state in _FINISHED), key=lambda t: t.number)
+                window = self.window(study, sorted((t for t in log if t.state in _FINISHED), key=lambda t: t.number))
             running = [t for t in unfinished if t.state == TrialState.RUNNING and t.number != trial.number]
-            trials = finished + (running if self._constant_liar else [])
-            key = (len(log), *(t.number for t in running)) if self._constant_liar else (len(log),)
-            return trials, key
+            running = running if self._constant_liar else []
+            return window, running, (len(log), *(t.number for t in running))
         states = (*_FINISHED, TrialState.RUNNING) if self._constant_liar else _FINISHED
         trials = [
             t
             for t in study._get_trials(deepcopy=False, states=states, use_cache=not self._constant_liar)
             if t.number != trial.number
         ]
-        running = tuple(t.number for t in trials if t.state == TrialState.RUNNING)
-        return trials, (len(trials) - len(running), *running)
+        finished = [t for t in trials if t.state != TrialState.RUNNING]
+        running = [t for t in trials if t.state == TrialState.RUNNING]
+        return self.window(study, finished), running, (len(finished), *(t.number for t in running))
 
     def _update_elite_from_log(self, study: optuna.Study, log: list[FrozenTrial]) -> None:
         """``_update_elite`` with the trials filed since the last call (the log only grows)."""
@@ -229,22 +230,21 @@ class BoundedTPESampler(optuna.samplers.TPESampler):
 
     def _recent_window(self, log: list[FrozenTrial]) -> list[FrozenTrial]:
         """The window of the module docstring, with "recent" the latest filed finished trials
-        (already windowed: ``_split_for`` keeps it)."""
+        (the journal's finish log is in that order)."""
         chosen = {t.number: t for t in self._elite}
         for trial in reversed(log):
             if len(chosen) >= self._max_history:
                 break
             if trial.state in _FINISHED:
                 chosen.setdefault(trial.number, trial)
-        self._windowed = True
         return [chosen[number] for number in sorted(chosen)]
 
-    def _split_for(self, study: optuna.Study, trials: list[FrozenTrial]) -> tuple[list[FrozenTrial], list[FrozenTrial]]:
-        """TPE's ``(below, above)`` over the window of the finished ``trials``, plus the running
-        ones, which TPE counts in ``above``. The driver suggests one trial at a time, so the
-        trials do not change while one is suggested."""
-        finished = [t for t in trials if t.state != TrialState.RUNNING]
-        running = [t for t in trials if t.state == TrialState.RUNNING]
+    def _split_for(
+        self, study: optuna.Study, window: list[FrozenTrial], running: list[FrozenTrial]
+    ) -> tuple[list[FrozenTrial], list[FrozenTrial]]:
+        """TPE's ``(below, above)`` over the window of finished trials plus the running ones, which
+        TPE counts in ``above``. The driver suggests one trial at a time, so the trials do not
+        change while one is suggested."""
         if self._gamma is None:
             multi = len(study.directions) > 1
             self._gamma = (
@@ -252,8 +252,6 @@ class BoundedTPESampler(optuna.samplers.TPESampler):
                 if multi
                 else optuna.samplers._tpe.sampler.default_gamma
             )
-        window = finished if self._windowed else self.window(study, finished)
-        self._windowed = False
         return _split_trials(study, sorted(window + running, key=lambda t: t.number), self._gamma(len(window)))
 
 
