@@ -56,6 +56,19 @@ def alive_nodes() -> list[dict]:
     return [node for node in ray.nodes() if node["Alive"]]
 
 
+def wait_for_nodes(count: int, processes: list[subprocess.Popen], log: Path) -> None:
+    """Wait up to a minute for ``count`` live nodes; a namespaced node that exits on the way is
+    dropped from ``processes`` (its tests then skip) and counted out."""
+    deadline = time.monotonic() + 60
+    while len(alive_nodes()) < count:
+        assert time.monotonic() < deadline, log.read_text() if processes else ""
+        if processes and processes[0].poll() is not None:  # the namespaced node could not join
+            print(f"the node with a folder of its own did not start: {log.read_text().strip().splitlines()[-1:]}")
+            processes.clear()
+            count -= 1
+        time.sleep(0.2)
+
+
 @pytest.fixture(scope="module")
 def nodes(tmp_path_factory):
     """The cluster above, this process connected to it; yields its folders and nodes."""
@@ -83,26 +96,22 @@ def nodes(tmp_path_factory):
         )
         try:
             isolated = None
-            if can_mount_namespaces():  # first: it starts while the two nodes below start
-                start = [BIN / "ray", "start", "--address", cluster.address, "--num-cpus", "1", "--block",
-                         "--object-store-memory", str(STORE), "--resources", '{"own_folder": 1}',
-                         "--disable-usage-stats", "--dashboard-agent-listen-port", str(free_port())]  # fmt: skip
-                script = f'mount -t tmpfs tmpfs "{hidden}" && mkdir "{hidden}/results" && exec "$@"'
-                processes.append(
-                    subprocess.Popen(["unshare", "-m", "sh", "-c", script, "sh", *map(str, start)],
-                                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=node_env())
-                )  # fmt: skip
-            for _ in range(2):
-                cluster.add_node(wait=False, num_cpus=2, object_store_memory=STORE)
             with ray_session(cluster.address, None, False):
-                deadline = time.monotonic() + 60
-                while len(alive_nodes()) < 3 + len(processes):
-                    assert time.monotonic() < deadline, (base / "isolated.log").read_text() if processes else ""
-                    if processes and processes[0].poll() is not None:  # the namespaced node could not join
-                        why = (base / "isolated.log").read_text().strip().splitlines()[-1:]
-                        print(f"the node with a folder of its own did not start: {why}")
-                        processes.clear()
-                    time.sleep(0.2)
+                if can_mount_namespaces():
+                    start = [BIN / "ray", "start", "--address", cluster.address, "--num-cpus", "1", "--block",
+                             "--object-store-memory", str(STORE), "--resources", '{"own_folder": 1}',
+                             "--disable-usage-stats", "--dashboard-agent-listen-port", str(free_port())]  # fmt: skip
+                    script = f'mount -t tmpfs tmpfs "{hidden}" && mkdir "{hidden}/results" && exec "$@"'
+                    processes.append(
+                        subprocess.Popen(["unshare", "-m", "sh", "-c", script, "sh", *map(str, start)],
+                                         stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=node_env())
+                    )  # fmt: skip
+                    # joined before the next node starts: nodes started at once on one machine race for
+                    # the same socket names in Ray's session folder, and one of them fails to start
+                    wait_for_nodes(2, processes, base / "isolated.log")
+                for _ in range(2):
+                    cluster.add_node(wait=False, num_cpus=2, object_store_memory=STORE)
+                wait_for_nodes(3 + len(processes), processes, base / "isolated.log")
                 if processes:
                     [isolated] = [n for n in alive_nodes() if "own_folder" in n["Resources"]]
                 yield SimpleNamespace(shared=shared, hidden=hidden, isolated=isolated, process=processes)
