@@ -198,6 +198,15 @@ def test_a_damaged_samplers_study_on_resume_is_one_line_before_ray(tmp_path, cap
     assert "the samplers' study of this search cannot be read" in line and "move the file away" in line
 
 
+def test_random_bytes_in_the_users_study_on_resume_are_one_line_before_ray(tmp_path, capsys):
+    from snn_nas.search.layout import STUDY_FILE
+
+    _, directory, _ = _prepared(tmp_path)
+    (directory / STUDY_FILE).write_bytes(os.urandom(20000))
+    line = cli_error(capsys, *_resume(directory))
+    assert str(directory / STUDY_FILE) in line and "cannot be read" in line and "rebuilt from the table" in line
+
+
 def test_resume_without_its_fingerprint_after_the_space_was_edited_is_refused(tmp_path, capsys):
     from snn_nas.search.layout import FINGERPRINT_FILE
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from file_tools import folder_digest
 
 from snn_nas.search.experiment import load_experiment
 from snn_nas.search.results import STATUSES, load_results
@@ -208,6 +210,8 @@ def test_cli_search_smoke(tmp_path, ray_env, capsys):
 
 
 # ---------------------------------------------------------------------- kill -9 and --resume
+
+
 def test_killed_search_resumes_without_rerunning_finished_trials(tmp_path, ray_env):
     from snn_nas.cli.main import main
 
@@ -236,15 +240,19 @@ def test_killed_search_resumes_without_rerunning_finished_trials(tmp_path, ray_e
     before = {row["trial_id"]: row for row in load_results(results / "killed").to_dict("records")}
     assert 1 <= len(before) < 6, "the search must be killed mid-way"
 
-    assert main(["search", "--resume", "--name", "killed", "--results-dir", str(results), "--no-progress"]) == 0
-    after = load_results(results / "killed")
+    # the folder is relocatable: a copy of it, resumed, reads and writes only itself
+    shutil.copytree(results / "killed", results / "killed-copy")
+    original = folder_digest(results / "killed")
+    assert main(["search", "--resume", "--name", "killed-copy", "--results-dir", str(results), "--no-progress"]) == 0
+    assert folder_digest(results / "killed") == original
+    after = load_results(results / "killed-copy")
     assert len(after) >= 6 and after["trial_id"].is_unique and after["key"].is_unique
     assert set(after["status"]) <= {"ok", "stopped"} and "ok" in set(after["status"])
     rows = {row["trial_id"]: row for row in after.to_dict("records")}
     for trial_id, row in before.items():  # finished trials are kept as they were ...
         assert json.dumps(rows[trial_id], default=str) == json.dumps(row, default=str)
         # ... and not trained again: Ray saw at most a replay of the stored record after the kill
-        result_file = results / "killed" / "ray" / "search" / f"trial_{trial_id}" / "result.json"
+        result_file = results / "killed-copy" / "ray" / "search" / f"trial_{trial_id}" / "result.json"
         lines = [json.loads(line) for line in result_file.read_text().splitlines()] if result_file.is_file() else []
         assert all(line.get("replayed") for line in lines if line["timestamp"] >= int(killed_at))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ from pathlib import Path
 import optuna
 import pytest
 import yaml
+from file_tools import folder_digest
 
 from snn_nas.search.experiment import Experiment, ExperimentError
 from snn_nas.search.selection import SeedMean, mean_verdict, seed_means, stage2_candidates
@@ -189,7 +191,7 @@ def test_a_two_stage_search_end_to_end(tmp_path):
     assert len(stage1) == 6 and set(stage1["status"]) <= {"ok", "invalid", "silent"}
     fidelity = json.loads(stage1.iloc[0]["fidelity"])
     assert fidelity["oneshot"]["proxy"] == "supernet" and fidelity["oneshot"]["supernet_epochs"] == 2
-    assert Path(fidelity["oneshot"]["checkpoint"]).is_file()
+    assert fidelity["oneshot"]["checkpoint"] == "supernet/supernet.pt"  # relative: the folder may move
     assert len(stage2) >= 2 and (stage2["epochs"] == 1).all()
     summary = json.loads((folder / "oneshot.json").read_text())
     chosen = {c["key"]: c for c in summary["stage2"]["candidates"]}
@@ -221,6 +223,19 @@ def test_a_two_stage_search_end_to_end(tmp_path):
     for name in ("kendall_tau_supernet", "kendall_tau_supernet_proxy", "front_recall_supernet", "kendall_tau_params"):
         assert name in report
     assert report["n_kendall_tau_supernet"] >= 3
+    # a copy of the folder, with work left (its supernet deleted), resumed: it writes only itself
+    copy = results / "os-copy"
+    shutil.copytree(folder, copy)
+    (copy / "supernet" / "supernet.pt").unlink()
+    original = folder_digest(folder)
+    resumed = snn_nas("search", "--resume", "--name", "os-copy", "--results-dir", str(results), "--num-cpus", "2",
+                      "--no-progress")  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr
+    assert folder_digest(folder) == original
+    assert (copy / "supernet" / "supernet.pt").is_file() and len(load_results(copy)) == len(table)
+    assert json.loads((copy / "oneshot.json").read_text())["supernet"]["path"] == "supernet/supernet.pt"
+    for name in ("trials.parquet", "trials.jsonl", "oneshot.json", "optuna.db"):  # no file names the original
+        assert str(folder).encode() not in (copy / name).read_bytes(), name
 
 
 def test_data_parallel_supernet_training_through_ray_train(tmp_path):

@@ -261,6 +261,48 @@ def test_a_damaged_or_foreign_checkpoint_is_one_line_and_exit_2(tmp_path, conten
     assert checkpoint.read_bytes() == before
 
 
+def _nan_weight(state: dict) -> None:
+    name = next(k for k, v in state["weights"].items() if v.is_floating_point())
+    state["weights"][name] = torch.full_like(state["weights"][name], float("nan"))
+
+
+def _wrong_shape(state: dict) -> None:
+    name = next(k for k, v in state["weights"].items() if v.dim() >= 2)
+    state["weights"][name] = state["weights"][name].flatten()
+
+
+DAMAGES = {
+    "NaN weights": (_nan_weight, "holds NaN or inf"),
+    "a tensor of the wrong shape": (_wrong_shape, "has the wrong shape"),
+    "garbage bounds": (lambda state: state.update(bounds={"stages": "garbage"}), "bounds"),
+    "an epoch count of 'one'": (lambda state: state.update(epoch="one"), "epoch: expected a whole number"),
+    "a history of another length": (lambda state: state.update(history=[]), "one entry per finished epoch"),
+    "a history of strings": (lambda state: state["history"][0].update(val_acc_largest="x"), "not a number"),
+}
+
+
+def test_train_and_show_refuse_the_same_damaged_finished_supernet(tmp_path, capsys):
+    """A finished supernet, damaged in place: 'supernet train' must not call it 'already trained',
+    and 'supernet show' must not show it; both say one line naming the file (one check)."""
+    from snn_nas.cli.main import main
+
+    path, results = write_experiment(tmp_path, epochs=1), tmp_path / "results"
+    checkpoint = results / "os" / "supernet" / "supernet.pt"
+    assert main(["supernet", "train", str(path), "--results-dir", str(results), "--no-progress"]) == 0
+    intact = checkpoint.read_bytes()
+    assert main(["supernet", "train", str(path), "--results-dir", str(results)]) == 0
+    assert "already trained: 1 epochs" in capsys.readouterr().out
+    for what, (damage, message) in DAMAGES.items():
+        state = torch.load(checkpoint, weights_only=True)
+        damage(state)
+        torch.save(state, checkpoint)
+        for argv in (["train", str(path), "--results-dir", str(results)], ["show", str(results / "os")]):
+            assert main(["supernet", *argv]) == 2, what
+            err = capsys.readouterr().err.strip()
+            assert len(err.splitlines()) == 1 and str(checkpoint) in err and message in err, (what, err)
+        checkpoint.write_bytes(intact)
+
+
 def test_a_checkpoint_of_the_older_layout_is_refused_with_the_reason(tmp_path):
     from snn_nas.supernet.checkpoint import FORMAT
 

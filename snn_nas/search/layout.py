@@ -16,8 +16,14 @@
                         study name ``<name> (samplers' working study: placeholder values, not
                         results)``; not named ``*.db`` so that ``optuna-dashboard <dir>/*.db``
                         never opens it (older searches: ``sampler.db``, read there on --resume)
-    ray/search/         Ray Tune's experiment directory (restored by ``--resume``)
+    ray/search/         Ray Tune's experiment directory (``--resume`` does not read it: it starts a
+                        new Ray run over the table, ``snn_nas.search.driver.run``)
     ray/baselines/      the seed presets' runs (``--baselines``)
+
+The folder is self-contained and relocatable: nothing in it names the folder itself (a one-shot
+search's supernet is ``supernet/supernet.pt`` relative to it), so a copy or a moved folder,
+resumed, reads and writes only itself; the studies keep the name the search started with
+(``stored_name``), whatever the folder is called now.
 """
 
 from __future__ import annotations
@@ -93,6 +99,20 @@ class SearchRun:
 
 def search_directory(results_dir: str | Path, name: str) -> Path:
     return Path(results_dir).expanduser().resolve() / name
+
+
+def stored_name(experiment: Experiment, directory: Path) -> Experiment:
+    """``experiment`` under the name the search in ``directory`` was started with (its
+    ``experiment.yaml``), when that folder holds one: a copied or renamed results folder
+    (``cp -r results/os results/os-copy``, resumed with ``--name os-copy``) keeps the names of
+    its studies, and reads and writes only itself. Without a readable stored experiment,
+    ``experiment`` as it is (``prepare_directory`` reports the folder's problems)."""
+    saved = directory / EXPERIMENT_FILE
+    try:
+        stored = load_experiment(saved).name if saved.is_file() else None
+    except SnnNasError:
+        return experiment
+    return experiment if not stored or stored == experiment.name else experiment.with_overrides(name=stored)
 
 
 def prepare_directory(experiment: Experiment, directory: Path, resume: bool, space: Any = None) -> None:

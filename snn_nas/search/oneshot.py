@@ -85,9 +85,10 @@ def run_two_stages(
     oneshot = {
         **settings.to_dict(),
         "proxy": "supernet",
-        "checkpoint": str(Path(supernet["path"]).resolve()),
+        "checkpoint": Path(supernet["path"]).relative_to(directory).as_posix(),  # the folder stays relocatable
         "supernet_epochs": int(supernet["epochs"]),
     }
+    spec = replace(spec, results_dir=str(directory))
     stage1_spec = replace(spec, oneshot=tuple(sorted(oneshot.items())))
     stage1 = replace(experiment, name=f"{experiment.name}.stage1")
     _say(show, f"stage 1: {experiment.trials} architectures evaluated on the supernet")
@@ -247,7 +248,11 @@ def write_summary(
     x, y = _axes(experiment)
     found = verdicts(experiment, rows)
     summary = {
-        "supernet": {"path": str(supernet["path"]), "epochs": supernet["epochs"], "history": supernet["history"]},
+        "supernet": {
+            "path": Path(supernet["path"]).relative_to(directory).as_posix(),  # relative: the folder may move
+            "epochs": supernet["epochs"],
+            "history": supernet["history"],
+        },
         "stage1": {
             "trials": sum(1 for r in rows if is_stage1(r)),
             "ok": sum(1 for r in rows if is_stage1(r) and r.get("status") == "ok"),

@@ -339,6 +339,26 @@ def _recover_sample(space: Any, genotype_json: Any) -> dict[str, Any] | None:
         return None
 
 
+def check_user_study(directory: Path) -> None:
+    """Before a resumed search starts Ray: ``optuna.db`` must be a readable Optuna storage (a
+    damaged file is a ``SearchError`` naming it and what to do, not an SQL traceback at the
+    end). It mirrors the table, so moving it away loses nothing: the resume rebuilds it."""
+    from snn_nas.search.layout import SearchError
+
+    path = Path(directory) / STUDY_FILE
+    if not path.exists():
+        return
+    try:
+        with warnings_quiet():
+            optuna.get_all_study_names(user_storage(directory))
+    except Exception as exc:
+        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise SearchError(
+            f"{path}: the search's Optuna study cannot be read ({type(exc).__name__}: {reason}); it mirrors the "
+            f"table, so move it away (mv {path} {path}.damaged) and resume: it is rebuilt from the table"
+        ) from None
+
+
 def close_user_study(directory: Path, name: str, rows: Iterable[Mapping[str, Any]]) -> None:
     """After a complete search: a trial still RUNNING in the user's study whose Ray trial never
     finished (killed, and not resumed under the same id) is marked FAIL with the reason."""

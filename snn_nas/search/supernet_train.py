@@ -56,12 +56,11 @@ def settings_of(experiment: Any) -> Any:
 def finished_epochs(path: Path, metadata: dict[str, Any], settings: Any) -> int | None:
     """Epochs finished by the checkpoint at ``path`` (None when there is none); refuses one made
     for another setting."""
-    from snn_nas.supernet.checkpoint import check_metadata
+    from snn_nas.supernet.checkpoint import load_supernet
 
     if not path.is_file():
         return None
-    state = read_supernet_state(path)
-    check_metadata(state.get("metadata"), metadata, path)
+    _, state = load_supernet(path, metadata=metadata)  # the check 'supernet show' makes: bounds, weights, progress
     stored = state["config"] if isinstance(state["config"], dict) else {}
     differ = sorted(k for k, v in settings.training_dict().items() if stored.get(k) != v)
     if differ:
@@ -69,7 +68,7 @@ def finished_epochs(path: Path, metadata: dict[str, Any], settings: Any) -> int 
             f"supernet checkpoint {path} was trained with other settings ({', '.join(differ)}); "
             "delete it (or use another --results-dir) to train with these"
         )
-    return int(state["epoch"])
+    return state["epoch"]
 
 
 def train_experiment_supernet(

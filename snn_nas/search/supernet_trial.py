@@ -86,7 +86,7 @@ def evaluate_on_supernet(
         record["feasible"] = False
         if not baseline:
             return "invalid", f"{params} parameters exceed constraints.max_params ({limit:g}); not evaluated"
-    path = str(dict(spec.oneshot)["checkpoint"])
+    path = spec.supernet_file()
     net = cached_supernet(path)
     try:
         net.bounds.check(genotype)
@@ -119,7 +119,7 @@ def inherited_model(genotype: Any, data: Any, spec: Any, device: torch.device) -
     batch norm recalibrated, ready to be trained standalone."""
     from snn_nas.supernet.evaluate import recalibrate_batch_norm
 
-    path = str(dict(spec.oneshot)["checkpoint"])
+    path = spec.supernet_file()
     net = cached_supernet(path)
     net.bounds.check(genotype)
     settings = supernet_settings(spec)

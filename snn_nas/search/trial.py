@@ -41,7 +41,9 @@ class TrialSpec:
     ``train_config``: ``TrainConfig.to_dict()``; ``constraints``: ``(metric, upper bound)``
     pairs; ``gpus``: the trial's GPU share (> 0: train on CUDA when available). One-shot
     searches (``snn_nas.search.oneshot``): ``oneshot`` holds ``(setting, value)`` pairs with the
-    supernet ``checkpoint`` path and either ``proxy: supernet`` (evaluate on the supernet: inherit,
+    supernet ``checkpoint`` path, relative to the search's folder ``results_dir`` (so that a
+    copied or moved results folder reads its own supernet, and its rows name no other folder),
+    and either ``proxy: supernet`` (evaluate on the supernet: inherit,
     recalibrate batch norm, measure; no training) with the supernet's evaluation settings, or
     ``init: inherit`` (train standalone, starting from the supernet's weights).
     """
@@ -55,6 +57,7 @@ class TrialSpec:
     cpus: float = 1.0
     gpus: float = 0.0
     oneshot: tuple[tuple[str, Any], ...] = ()
+    results_dir: str = ""  # where this run's folder is now: not part of the fidelity
 
     @property
     def proxy(self) -> str:
@@ -85,6 +88,13 @@ class TrialSpec:
         from snn_nas.training.config import TrainConfig
 
         return TrainConfig.from_dict(dict(self.train_config))
+
+    def supernet_file(self) -> str:
+        """The supernet checkpoint of a one-shot trial: ``oneshot``'s ``checkpoint``, resolved
+        against ``results_dir`` when relative."""
+        from pathlib import Path
+
+        return str(Path(self.results_dir) / str(dict(self.oneshot)["checkpoint"]))
 
     def fidelity_json(self) -> str:
         """The row's ``fidelity``: the ``TrainConfig``, plus ``oneshot`` (how a one-shot trial
@@ -221,6 +231,7 @@ def run_trial(
         # 2. the model, and the constraints that hold before training
         try:
             genotype.check_image_size(data.image_size)
+            data = data.at_time_steps(min(genotype.time_steps, config.max_time_steps or genotype.time_steps))
         except SnnNasError as exc:
             return finish("invalid", str(exc))
         if spec.oneshot:  # the supernet's evaluation (stage 1), or its weights as the start (stage 2)

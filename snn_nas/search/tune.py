@@ -38,15 +38,23 @@ from typing import Any
 from snn_nas.search.clock import reset_clock
 from snn_nas.search.cluster import check_gpu_share, check_resources, environment, gpus_for_trials, ray_session
 from snn_nas.search.driver import BASELINE_PARAM, run_fixed, run_sampled
+from snn_nas.search.driver.callback import open_user_study
 from snn_nas.search.driver.run import Runner
 from snn_nas.search.experiment import Experiment
-from snn_nas.search.layout import BASELINE_RUN, SearchRun, prepare_directory, ran_without_baselines, search_directory
+from snn_nas.search.layout import (
+    BASELINE_RUN,
+    SearchRun,
+    prepare_directory,
+    ran_without_baselines,
+    search_directory,
+    stored_name,
+)
 from snn_nas.search.preflight import check_before_ray
 from snn_nas.search.prescreen import warm_start_keys
 from snn_nas.search.results import ResultStore
 from snn_nas.search.searcher import check_sampler_study, close_sampler_study, make_sampler, warnings_quiet
 from snn_nas.search.storage import check_storage
-from snn_nas.search.study import close_user_study
+from snn_nas.search.study import check_user_study, close_user_study
 from snn_nas.search.trial import TrialSpec
 
 logger = logging.getLogger(__name__)
@@ -125,6 +133,8 @@ def run_search(
     """
     started = time.perf_counter()
     directory = search_directory(results_dir, experiment.name)
+    if resume:  # a copied or renamed folder: its studies keep the name the search started with
+        experiment = stored_name(experiment, directory)
     if space is None:
         from snn_nas.space import load_space
 
@@ -143,6 +153,7 @@ def run_search(
     prepare_directory(experiment, directory, resume, space)
     if resume:
         check_sampler_study(directory, experiment.name)
+        check_user_study(directory)
     from snn_nas.search.prescreen import warm_start_outside
 
     for name, reason in warm_start_outside(experiment, space):  # said before anything trains
@@ -174,6 +185,9 @@ def run_search(
             complete = run_sampled(experiment, directory, space, spec, resume, progress, runner=runner)
         if complete:
             close_sampler_study(directory, experiment.name)
-            close_user_study(directory, experiment.name, ResultStore(directory).rows())
+            rows = ResultStore(directory).rows()  # a study moved away is rebuilt even when no trial was left
+            open_user_study(directory, experiment.name, experiment.metrics, experiment.modes, space,
+                            experiment.constraints, rows)  # fmt: skip
+            close_user_study(directory, experiment.name, rows)
     table = ResultStore(directory).frame()
     return SearchRun(directory=directory, table=table, complete=complete, wall_s=time.perf_counter() - started)

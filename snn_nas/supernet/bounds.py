@@ -200,7 +200,7 @@ class SupernetBounds:
                 stage_counts=tuple(int(c) for c in data["stage_counts"]),
                 stages=tuple(stages),
             )
-        except (KeyError, TypeError, ValueError, IndexError) as exc:
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
             raise SupernetError(f"supernet bounds: malformed ({type(exc).__name__}: {exc})") from None
 
 

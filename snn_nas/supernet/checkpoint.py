@@ -81,7 +81,32 @@ def read_supernet_state(path: str | os.PathLike[str], map_location: str | torch.
     missing = [key for key in REQUIRED if key not in state]
     if missing:
         raise SupernetError(f"{path}: the supernet checkpoint lacks {missing}; it is damaged")
+    check_progress(state, path)
     return state
+
+
+HISTORY_NUMBERS = ("loss_largest", "loss_others", "val_acc_largest", "val_acc_smallest", "epoch_s")
+
+
+def check_progress(state: dict[str, Any], path: str | os.PathLike[str]) -> None:
+    """Refuse a checkpoint whose progress cannot be trusted: ``epoch`` must be a whole number
+    >= 0 and ``history`` one dict of numbers per finished epoch, numbered 1, 2, ...
+    (``SupernetError`` naming the file and the entry)."""
+    import math
+
+    epoch, history = state["epoch"], state["history"]
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
+        raise SupernetError(f"{path}: epoch: expected a whole number >= 0, got {epoch!r}; the file is damaged")
+    if not isinstance(history, list) or len(history) != epoch:
+        size = len(history) if isinstance(history, list) else type(history).__name__
+        raise SupernetError(f"{path}: history: expected one entry per finished epoch ({epoch}), got {size}; damaged")
+    for number, point in enumerate(history, start=1):
+        if not isinstance(point, dict) or point.get("epoch") != number:
+            raise SupernetError(f"{path}: history entry {number} is not the record of epoch {number}; damaged")
+        for key in HISTORY_NUMBERS:
+            value = point.get(key)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+                raise SupernetError(f"{path}: history entry {number}: {key}: not a number ({value!r}); damaged")
 
 
 def load_supernet(
@@ -96,7 +121,10 @@ def load_supernet(
     state = read_supernet_state(path, map_location)
     if metadata is not None:
         check_metadata(state.get("metadata"), metadata, path)
-    bounds = SupernetBounds.from_dict(state["bounds"])
+    try:
+        bounds = SupernetBounds.from_dict(state["bounds"])
+    except SupernetError as exc:
+        raise SupernetError(f"{path}: {exc}; the file is damaged") from None
     SupernetConfig.from_dict(state["config"], where=f"{path}: config")
     with torch.device("meta"):
         net = Supernet(bounds, meta=True)
