@@ -25,6 +25,10 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 TINY = Genotype(stages=(Stage(depth=1, dim=8),), time_steps=1, patch_size=4)
 DATASET = "synthetic:train=32,val=16,classes=4,channels=1"
+SPACE = (
+    "name: small\nimage_size: 8\ntime_steps: {choice: [1, 2]}\npatch_size: 4\nnum_stages: 1\n"
+    "stage1: {dim: 8, depth: 1, token_h: {op: {choice: [mlp, none]}}}\n"
+)
 
 
 def cli_error(capsys, *argv: str) -> str:
@@ -170,11 +174,7 @@ def _prepared(tmp_path: Path, name: str = "exp", **overrides):
     from snn_nas.search.layout import prepare_directory, search_directory
     from snn_nas.space import load_space
 
-    space_text = (
-        "name: small\nimage_size: 8\ntime_steps: {choice: [1, 2]}\npatch_size: 4\nnum_stages: 1\n"
-        "stage1: {dim: 8, depth: 1, token_h: {op: {choice: [mlp, none]}}}\n"
-    )
-    (tmp_path / "space.yaml").write_text(space_text)
+    (tmp_path / "space.yaml").write_text(SPACE)
     data = {"name": name, "space": "space.yaml", "dataset": DATASET, "trials": 2, "seed": 1,
             "fidelity": {"epochs": 1, "batch_size": 16, "image_size": 8}, **overrides}  # fmt: skip
     (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(data))
@@ -248,24 +248,56 @@ def test_warm_start_presets_outside_the_space_are_said_and_unknown_ones_fail_fir
 
 
 # ----------------------------------------------------------------------------- data and the Python API
-def test_an_imagefolder_with_an_unreadable_image_names_the_file(tmp_path):
+def _image_folder(root: Path) -> None:
     from PIL import Image
-
-    from snn_nas.data import DatasetError, load_dataset
 
     for part in ("train", "val"):
         for label in ("a", "b"):
-            folder = tmp_path / part / label
+            folder = root / part / label
             folder.mkdir(parents=True)
             for i in range(3):
                 Image.new("RGB", (8, 8), (i * 40, 0, 0)).save(folder / f"{i}.png")
-    (tmp_path / "train" / "a" / "broken.png").write_bytes(b"not an image at all")
+
+
+def test_a_file_that_is_not_an_image_fails_before_any_training_in_one_line(tmp_path, capsys):
+    from snn_nas.data import DatasetError, load_dataset
+
+    _image_folder(tmp_path / "data")
+    broken = tmp_path / "data" / "train" / "a" / "broken.png"
+    broken.write_bytes(b"not an image at all")
+    (tmp_path / "data" / "train" / "b" / "notes.txt").write_text("not listed by ImageFolder: not checked")
+    with pytest.raises(DatasetError, match=rf"{broken}: not an image file"):
+        load_dataset("imagefolder", data_root=str(tmp_path / "data"), image_size=8, val_fraction=0.3)
+    (tmp_path / "space.yaml").write_text(SPACE)
+    fidelity = {"epochs": 1, "batch_size": 4, "image_size": 8}
+    experiment = {"name": "img", "space": "space.yaml", "dataset": "imagefolder", "trials": 2, "baselines": [],
+                  "data_root": str(tmp_path / "data"), "fidelity": fidelity}  # fmt: skip
+    (tmp_path / "img.yaml").write_text(yaml.safe_dump(experiment))
+    line = cli_error(capsys, "search", str(tmp_path / "img.yaml"), "--results-dir", str(tmp_path / "r"))
+    assert f"{broken}: not an image file" in line and not (tmp_path / "r").exists()  # before Ray and the folder
+
+
+def test_an_image_damaged_past_its_header_is_one_line_from_a_dataloader_worker(tmp_path):
+    """A PNG cut short keeps a valid header, so it fails where a DataLoader worker reads it: torch
+    re-raises it with the worker's traceback as the message; the CLI and the table keep the error."""
+    from torch.utils.data import DataLoader
+
+    from snn_nas.data import load_dataset
+    from snn_nas.errors import worker_message
+    from snn_nas.search.trial import _reason
+
+    _image_folder(tmp_path)
+    whole = (tmp_path / "train" / "a" / "0.png").read_bytes()
+    for name in ("0.png", "1.png", "2.png"):
+        (tmp_path / "train" / "a" / name).write_bytes(whole[:40])
     data = load_dataset("imagefolder", data_root=str(tmp_path), image_size=8, val_fraction=0.3)
-    with pytest.raises(DatasetError, match=r"broken\.png: not a readable image"):
-        for i in range(len(data.train)):
-            data.train[i]
-        for i in range(len(data.val)):
-            data.val[i]
+    with pytest.raises(SnnNasError) as caught:
+        for _ in DataLoader(data.trainval, batch_size=2, num_workers=1):
+            pass
+    assert "Traceback" in str(caught.value)  # what torch raises: the worker's whole traceback
+    line = worker_message(str(caught.value))
+    assert line.startswith("imagefolder: ") and "train/a/" in line and "not a readable image" in line, line
+    assert "\n" not in line and _reason(caught.value) == f"DatasetError: {line}"
 
 
 def test_nan_images_are_refused_by_the_cost_probe():

@@ -13,7 +13,7 @@ import os
 import sys
 import traceback
 
-from snn_nas.errors import SnnNasError
+from snn_nas.errors import SnnNasError, worker_message
 
 COMMANDS = ("search", "pareto", "retrain", "audit", "supernet", "train", "profile", "models", "space")
 
@@ -62,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         if os.environ.get("SNN_NAS_DEBUG"):
             traceback.print_exc()
         message = str(exc) if not isinstance(exc, OSError) or not exc.filename else f"{exc.strerror}: {exc.filename}"
+        message = worker_message(message)
         print(f"snn-nas {args.command}: error: {message}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # output piped into e.g. `head`, which closed early

@@ -94,6 +94,9 @@ def _check_image_folders(config: Any) -> int:
         folder = root / part
         if not folder.is_dir() or not any(p.is_dir() for p in folder.iterdir()):
             raise DatasetError(f"{folder} is not a folder of class folders; expected '{root}/{part}/<class>/'")
+    from snn_nas.data.imagefolder import check_image_files
+
+    check_image_files(root / "train")  # the part trials read (val/ is the test part, read after the search)
     return config.image_size or IMAGEFOLDER_SIZE
 
 

@@ -106,7 +106,10 @@ class TrialSpec:
 
 
 def _reason(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    from snn_nas.errors import worker_message
+
+    message = worker_message(str(exc))  # raised in a DataLoader worker: the error, not "Caught ..."
+    text = message.strip().splitlines()[0] if message.strip() else ""
     if isinstance(exc, MemoryError) or "out of memory" in text.lower():
         return f"{OOM_REASON}: {type(exc).__name__}: {text}" if text else OOM_REASON
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
