@@ -85,8 +85,9 @@ def check_image_files(folder: Path) -> int:
     load: the ``IMAGE_SUFFIXES``), once per process and folder; a ``DatasetError`` naming the
     first file that is not an image, and how many are not, before any training. Headers only,
     not pixels: 11-15 us per file on this 2-core machine from the page cache (5,000 JPEGs; so
-    ImageNet's 1.28 M training images in about 15-20 s); a file damaged past its header still fails where it is read, in one line.
-    Returns the number of files checked (0 when already checked in this process)."""
+    ImageNet's 1.28 M training images in about 15-20 s); a file damaged past its header still
+    fails where it is read, in one line. Returns the number of files checked (0 when already
+    checked in this process)."""
     import os
 
     key = str(folder.resolve())
