@@ -20,8 +20,11 @@ def _labels(dataset) -> list[int]:
 
 # ------------------------------------------------------------------ registry and names
 def test_registry_names_and_unknown_name_lists_them():
-    assert DATASETS.names() == ["cifar10", "cifar100", "digits", "imagefolder", "mnist5k", "synthetic"]
-    with pytest.raises(UnknownNameError, match="valid names: cifar10, cifar100, digits"):
+    assert DATASETS.names() == [
+        "cifar10", "cifar100", "cifar10dvs", "digits", "dvsgesture", "imagefolder", "mnist5k", "nmnist", "nmnist5k",
+        "synthetic",
+    ]  # fmt: skip
+    with pytest.raises(UnknownNameError, match="valid names: cifar10, cifar100, cifar10dvs, digits"):
         load_dataset("mnist")
 
 

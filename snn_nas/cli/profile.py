@@ -117,6 +117,7 @@ def _measured_figures(args: argparse.Namespace) -> dict[str, Any]:
     from snn_nas.cli.train import load_arch
     from snn_nas.costs import EnergyModel, measure_costs
     from snn_nas.data import load_dataset
+    from snn_nas.data.base import time_major
     from snn_nas.training import resolve_device
 
     device = str(resolve_device(args.device))
@@ -136,10 +137,11 @@ def _measured_figures(args: argparse.Namespace) -> dict[str, Any]:
             raise SnnNasError(f"{flag}: {given} does not match dataset {data.name!r}, which has {actual}; leave it out")
     if not checkpoint:
         model = build_model(genotype, data.num_classes, data.image_size, data.in_chans, seed=args.seed).to(device)
+    data = data.at_time_steps(model.time_steps)  # event data: frames binned into the model's T
     n = min(args.batch, len(data.val))
     if n < 1:
         raise SnnNasError(f"dataset {data.name!r} has no validation images")
-    images = torch.stack([data.val[i][0] for i in range(n)]).to(device)
+    images = time_major(torch.stack([data.val[i][0] for i in range(n)])).to(device)
     energy = EnergyModel(args.sop_pj, args.mac_pj)
     report = measure_costs(model, images, energy=energy)
     return {

@@ -195,7 +195,7 @@ def run(args: argparse.Namespace) -> int:
         genotype, config, out_dir=out, resume=args.resume, device=device, progress=progress, data=data,
         evaluate_test=True,
     )  # fmt: skip
-    costs = _costs(result.model, data, device) if result.ok else None
+    costs = _costs(result.model, result.data, device) if result.ok else None  # result.data: event frames binned
     report = {
         "arch": name,
         "key": genotype.key(),

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
+from snn_nas.costs.counting import count_nonzero, is_binary
 from snn_nas.costs.macs import count_params, count_params_macs
 from snn_nas.costs.probe import OperatorProbe
 from snn_nas.costs.report import CostError, CostReport, EnergyModel, LayerCost, NeuronCost
+
+INPUT_LAYER = "(input)"
+"""The name of the input layer's row in ``CostReport.neurons`` when the input is spikes."""
 
 
 def _check_images(images: object) -> torch.Tensor:
@@ -44,6 +50,11 @@ def measure_costs(
     ``T`` time steps. ``macs_per_step`` (dense MACs of one image at one step) is counted with
     ``count_params_macs`` at the images' size unless given. ``energy`` defaults to
     ``EnergyModel()`` (0.9 pJ/SOP, 4.6 pJ/MAC).
+
+    Spiking input (every value 0 or 1, e.g. the binary frames of event data): the first
+    synaptic layer's operations are accumulates (SOPs), as for any binary activation, and the
+    input layer's firing rate (spikes per pixel and step) is the first row of ``neurons``,
+    named ``(input)``; ``firing_rate`` stays the mean over the network's own neurons.
     """
     energy = EnergyModel() if energy is None else energy
     if not isinstance(energy, EnergyModel):
@@ -87,6 +98,10 @@ def measure_costs(
         NeuronCost(name=t.name, kind=t.kind, rate=t.rate, neurons=t.elements / (batch * time_steps))
         for t in probe.neurons.values()
     )
+    if is_binary(images):  # spiking input (event frames): the input layer's firing leads the rows
+        rate = count_nonzero(images) / images.numel()
+        pixels = math.prod(images.shape[-3:])  # input neurons per image and step: C x H x W
+        neurons = (NeuronCost(name=INPUT_LAYER, kind="input", rate=rate, neurons=pixels), *neurons)
     spikes = sum(t.spikes for t in probe.neurons.values())
     elements = sum(t.elements for t in probe.neurons.values())
     sops, macs = probe.sops / batch, probe.macs / batch

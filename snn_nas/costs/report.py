@@ -76,7 +76,8 @@ class CostReport:
     synaptic operations on real-valued inputs; ``energy_uj``: ``energy_per_sop_pj * sops +
     energy_per_mac_pj * macs`` in microjoules; ``firing_rate``: mean over all spiking neurons and
     time steps, weighted by neuron count (None for a model without spiking neurons); ``layers``:
-    per-module rows in execution order; ``neurons``: per spiking-neuron-module firing;
+    per-module rows in execution order; ``neurons``: per spiking-neuron-module firing, led by
+    the input layer (``(input)``, kind ``input``) when the input is spikes (event frames);
     ``params``: parameter count; ``macs_per_step``: dense MACs of one image at one time step.
     """
 
@@ -92,6 +93,11 @@ class CostReport:
     energy_per_mac_pj: float
     batch_size: int = 1
     neurons: tuple[NeuronCost, ...] = field(default=())
+
+    @property
+    def input_rate(self) -> float | None:
+        """Firing rate of the input layer when the input is spikes (event frames), else None."""
+        return next((n.rate for n in self.neurons if n.kind == "input"), None)
 
     @property
     def energy(self) -> EnergyModel:

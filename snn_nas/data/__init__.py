@@ -11,7 +11,10 @@ datasets of ``(float image [C, H, W], int label)`` (``val`` held out from the tr
   ``test`` is the official test batch, ``val`` 10 % of the training batches;
 * ``imagefolder``: ``<data_root>/train/<class>/`` (``val`` is held out from it) and
   ``<data_root>/val/<class>/`` (the ``test`` part, as ImageNet's official validation set);
-* ``synthetic``: deterministic random images of any shape.
+* ``synthetic``: deterministic random images of any shape;
+* ``nmnist5k`` (simulated N-MNIST of the bundled digits), ``nmnist``, ``dvsgesture``,
+  ``cifar10dvs``: event-camera streams binned into T frames of 2 polarities per model
+  (``snn_nas.data.events``; ``DataSplits.at_time_steps``).
 
 A name may carry loader options after a colon, e.g. ``synthetic:train=64,val=32,classes=4,channels=1``.
 """
@@ -20,7 +23,7 @@ from __future__ import annotations
 
 import inspect
 
-from snn_nas.data import bundled, cifar, imagefolder, synthetic  # noqa: F401  (registration)
+from snn_nas.data import bundled, cifar, events, imagefolder, synthetic  # noqa: F401  (registration)
 from snn_nas.data.base import DatasetError, DataSplits, SplitWithheldError, TensorImageDataset
 from snn_nas.data.registry import DATASETS
 from snn_nas.data.synthetic import make_synthetic

@@ -60,6 +60,12 @@ class DataSplits:
             return self.train
         return self.trainval if self.trainval is not None else ConcatDataset([self.train, self.val])
 
+    def at_time_steps(self, time_steps: int) -> DataSplits:
+        """The splits a model with ``time_steps`` steps trains and is evaluated on: the same
+        images for static data (repeated over T by the model); event data bins its streams
+        into ``time_steps`` frames (``snn_nas.data.events``)."""
+        return self
+
     def without_test(self) -> DataSplits:
         """The same splits with ``test`` withheld: any read of it raises ``SplitWithheldError``
         (what a search trial gets, so that nothing in a search can look at test images)."""
@@ -131,7 +137,8 @@ class LazyDataset(Dataset):
 
 
 class TensorImageDataset(Dataset):
-    """In-memory images ``[N, C, H, W]`` with labels ``[N]``.
+    """In-memory images ``[N, C, H, W]`` (or frame sequences ``[N, T, C, H, W]`` of event data)
+    with labels ``[N]``.
 
     Without ``transform`` the images must already be normalised floats. ``transform`` maps one
     stored image ``[C, H, W]`` to the float ``[C, H', W']`` served (conversion, augmentation); it
@@ -139,9 +146,10 @@ class TensorImageDataset(Dataset):
     """
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, transform: Transform | None = None) -> None:
-        if images.ndim != 4 or labels.ndim != 1 or len(images) != len(labels):
+        if images.ndim not in (4, 5) or labels.ndim != 1 or len(images) != len(labels):
             raise ValueError(
-                f"expected images [N, C, H, W] and labels [N], got {tuple(images.shape)}, {tuple(labels.shape)}"
+                f"expected images [N, C, H, W] or [N, T, C, H, W] and labels [N], got {tuple(images.shape)}, "
+                f"{tuple(labels.shape)}"
             )
         self.images = images
         self.labels = labels.long()
@@ -155,6 +163,12 @@ class TensorImageDataset(Dataset):
         if self.transform is not None:
             image = self.transform(image)
         return image, int(self.labels[index])
+
+
+def time_major(batch: torch.Tensor) -> torch.Tensor:
+    """A batch as the model takes it: ``[B, T, C, H, W]`` frame sequences (event data, batch
+    first as loaders stack items) -> ``[T, B, C, H, W]``; ``[B, C, H, W]`` images unchanged."""
+    return batch.transpose(0, 1) if batch.ndim == 5 else batch
 
 
 def stratified_split(labels: torch.Tensor, val_fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -27,11 +27,14 @@ CURVE_KEYS = ("val_acc", "val_loss", "sops", "macs", "energy_uj", "firing_rate",
 
 
 def calibration_batch(data: Any, count: int) -> Any:
-    """The first ``count`` validation images as one tensor ``[N, C, H, W]``."""
+    """The first ``count`` validation images as one tensor ``[N, C, H, W]`` (event data binned
+    into T frames: ``[T, N, C, H, W]``, as the model takes it)."""
     import torch
 
+    from snn_nas.data.base import time_major
+
     count = max(1, min(count, len(data.val)))
-    return torch.stack([data.val[i][0] for i in range(count)])
+    return time_major(torch.stack([data.val[i][0] for i in range(count)]))
 
 
 def violations(metrics: Mapping[str, Any], constraints: tuple[tuple[str, float], ...]) -> list[float]:

@@ -283,6 +283,8 @@ def train_model(
         if config.max_time_steps is not None and hasattr(model, "time_steps"):
             model.time_steps = min(int(model.time_steps), config.max_time_steps)
         time_steps = getattr(model, "time_steps", None)
+        if time_steps is not None:  # event data: frames binned into the model's T
+            data = data.at_time_steps(int(time_steps))
 
         holdout = config.train_on == "train"
         train_set = _training_subset(data.training_set(include_val=not holdout), config.subset, config.seed)

@@ -1,7 +1,8 @@
 """One training epoch and one evaluation pass, with the divergence guard.
 
 Images ``[B, C, H, W]`` go to the model (direct encoding: the model repeats them over its
-``time_steps``); the loss is cross-entropy on the T-averaged logits ``[B, K]``.
+``time_steps``); event frames ``[B, T, C, H, W]`` go as ``[T, B, C, H, W]`` (``time_major``).
+The loss is cross-entropy on the T-averaged logits ``[B, K]``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from snn_nas.data.base import time_major
 
 
 class Diverged(Exception):
@@ -92,7 +95,7 @@ def train_one_epoch(
     for step, (x, y) in enumerate(loader):
         if max_batches is not None and step >= max_batches:
             break
-        x = x.to(device, non_blocking=non_blocking)
+        x = time_major(x.to(device, non_blocking=non_blocking))
         y = y.to(device, non_blocking=non_blocking)
         with autocast(device, amp):
             logits = model(x)
@@ -133,7 +136,7 @@ def evaluate(model: nn.Module, loader: Iterable, *, device: torch.device, amp: b
     images = steps = 0
     non_blocking = device.type == "cuda"
     for x, y in loader:
-        x = x.to(device, non_blocking=non_blocking)
+        x = time_major(x.to(device, non_blocking=non_blocking))
         y = y.to(device, non_blocking=non_blocking)
         with autocast(device, amp):
             logits = model(x)
