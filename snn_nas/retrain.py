@@ -31,7 +31,6 @@ from snn_nas.report import (
     EXCLUSIONS,
     analyse_front,
     dataset_classes,
-    declared_constraints,
     declared_dataset,
     declared_reference_point,
     is_missing,
@@ -171,7 +170,7 @@ def choose_trial(
     if trials is None:
         trials = load_trials(root)
     reference, _ = declared_reference_point(root)
-    row = select_trial(
+    return select_trial(
         trials,
         rank=rank,
         key=key,
@@ -180,23 +179,6 @@ def choose_trial(
         num_classes=dataset_classes(declared_dataset(root)),
         seed_designs=seed_design_keys(root),
     )
-    broken = broken_constraints(row, declared_constraints(root))
-    if broken:  # only --key reaches such a row: the front keeps infeasible trials off
-        row["constraint_warning"] = f"it breaks the search's constraints ({broken}); retrained as asked"
-        row["why"] += f"; note: {row['constraint_warning']}"
-    return row
-
-
-def broken_constraints(row: dict[str, Any], constraints: dict[str, float]) -> str:
-    """The constraints ``row`` breaks, in words (``max_params: 390,000 > 300,000``); "" when none."""
-    from snn_nas.report import format_count
-
-    out = []
-    for metric, limit in constraints.items():
-        value = row.get(metric)
-        if not is_missing(value) and isinstance(value, (int, float)) and float(value) > limit:
-            out.append(f"max_{metric}: {format_count(float(value))} > {format_count(limit)}")
-    return ", ".join(out)
 
 
 def full_fidelity_config(
@@ -301,24 +283,11 @@ def retrain(
     if selected is None:
         selected = choose_trial(root, rank=rank, key=key, x=x, trials=trials)
     row = selected
-    where = f"{root / TRIALS_FILE}: trial {plain_value(row.get('trial_id'))}"
     if is_missing(row.get("genotype")):
-        raise RetrainError(f"{where} (key {row['key']}) has no genotype to rebuild")
-    try:
-        genotype = Genotype.from_json(str(row["genotype"]))
-    except SnnNasError as exc:
-        raise RetrainError(f"{where}: genotype: {exc}; the table is damaged") from None
-    if not is_missing(row.get("key")) and genotype.key() != str(row["key"]):
-        raise RetrainError(
-            f"{where}: its stored genotype has key {genotype.key()}, not the row's key {row['key']}; the table is "
-            "damaged (retraining the stored genotype would retrain another architecture than the one chosen)"
-        )
-    try:
-        search_config = full_fidelity_config(row.get("fidelity"))
-    except SnnNasError as exc:
-        raise RetrainError(f"{where}: fidelity: {str(exc).removeprefix('the trial')}; the table is damaged") from None
+        raise RetrainError(f"trial {row.get('trial_id')} (key {row['key']}) has no genotype to rebuild")
+    genotype = Genotype.from_json(str(row["genotype"]))
     config = full_fidelity_config(
-        search_config.to_dict(), epochs=epochs, overrides=overrides, native_image_size=native_image_size
+        row.get("fidelity"), epochs=epochs, overrides=overrides, native_image_size=native_image_size
     )
     arch_key = genotype.key()
     out = root / "retrain" / arch_key  # created by the first checkpoint or the report, never left empty
