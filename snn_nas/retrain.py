@@ -29,8 +29,10 @@ from snn_nas.errors import SnnNasError
 from snn_nas.jsonutil import finite_or_null
 from snn_nas.report import (
     EXCLUSIONS,
+    TRIALS_FILE,
     analyse_front,
     dataset_classes,
+    declared_constraints,
     declared_dataset,
     declared_reference_point,
     is_missing,
@@ -97,10 +99,13 @@ def select_trial(
         front = analysis.front
         if front.empty:
             reasons = "; ".join(f"{n} {EXCLUSIONS[r]}" for r, n in analysis.excluded_counts.items())
-            raise RetrainError(
-                "the front is empty: no trial has finished with status 'ok' and a place on it yet"
-                + (f" (kept off: {reasons})" if reasons else "")
+            nan = _nan_counts(trials, ("val_acc", x))
+            what = (
+                f"{nan} (not a number: such a trial has no place on a front)"
+                if nan
+                else "no trial has finished with status 'ok' and a place on it yet"
             )
+            raise RetrainError(f"the front is empty: {what}" + (f" (kept off: {reasons})" if reasons else ""))
         if rank is None:
             found = front[front["seed_design"].astype(str) == ""]
             if found.empty:
@@ -145,6 +150,24 @@ def select_trial(
     return _seed_note(row)
 
 
+def _nan_counts(trials: Any, columns: tuple[str, ...]) -> str:
+    """``"3 ok trials have a NaN val_acc"`` for the ``columns`` in which finished (``ok``) rows hold
+    NaN or no value; "" when none does."""
+    import numpy as np
+    import pandas as pd
+
+    if "status" not in trials.columns:
+        return ""
+    ok = trials[trials["status"].astype(str) == "ok"]
+    out = []
+    for column in columns:
+        if column in ok.columns:
+            count = int((~np.isfinite(pd.to_numeric(ok[column], errors="coerce").to_numpy(dtype=float))).sum())
+            if count:
+                out.append(f"{count} ok trial{'s have' if count > 1 else ' has'} a NaN {column}")
+    return ", ".join(out)
+
+
 def _baseline_of(trials: Any, key: str) -> str:
     if "baseline" not in trials.columns:
         return ""
@@ -170,7 +193,7 @@ def choose_trial(
     if trials is None:
         trials = load_trials(root)
     reference, _ = declared_reference_point(root)
-    return select_trial(
+    row = select_trial(
         trials,
         rank=rank,
         key=key,
@@ -179,6 +202,23 @@ def choose_trial(
         num_classes=dataset_classes(declared_dataset(root)),
         seed_designs=seed_design_keys(root),
     )
+    broken = broken_constraints(row, declared_constraints(root))
+    if broken:  # only --key reaches such a row: the front keeps infeasible trials off
+        row["constraint_warning"] = f"it breaks the search's constraints ({broken}); retrained as asked"
+        row["why"] += f"; note: {row['constraint_warning']}"
+    return row
+
+
+def broken_constraints(row: dict[str, Any], constraints: dict[str, float]) -> str:
+    """The constraints ``row`` breaks, in words (``max_params: 390,000 > 300,000``); "" when none."""
+    from snn_nas.report import format_count
+
+    out = []
+    for metric, limit in constraints.items():
+        value = row.get(metric)
+        if not is_missing(value) and isinstance(value, (int, float)) and float(value) > limit:
+            out.append(f"max_{metric}: {format_count(float(value))} > {format_count(limit)}")
+    return ", ".join(out)
 
 
 def full_fidelity_config(
@@ -283,11 +323,24 @@ def retrain(
     if selected is None:
         selected = choose_trial(root, rank=rank, key=key, x=x, trials=trials)
     row = selected
+    where = f"{root / TRIALS_FILE}: trial {plain_value(row.get('trial_id'))}"
     if is_missing(row.get("genotype")):
-        raise RetrainError(f"trial {row.get('trial_id')} (key {row['key']}) has no genotype to rebuild")
-    genotype = Genotype.from_json(str(row["genotype"]))
+        raise RetrainError(f"{where} (key {row['key']}) has no genotype to rebuild")
+    try:
+        genotype = Genotype.from_json(str(row["genotype"]))
+    except SnnNasError as exc:
+        raise RetrainError(f"{where}: genotype: {exc}; the table is damaged") from None
+    if not is_missing(row.get("key")) and genotype.key() != str(row["key"]):
+        raise RetrainError(
+            f"{where}: its stored genotype has key {genotype.key()}, not the row's key {row['key']}; the table is "
+            "damaged (retraining the stored genotype would retrain another architecture than the one chosen)"
+        )
+    try:
+        search_config = full_fidelity_config(row.get("fidelity"))
+    except SnnNasError as exc:
+        raise RetrainError(f"{where}: fidelity: {exc}; the table is damaged") from None
     config = full_fidelity_config(
-        row.get("fidelity"), epochs=epochs, overrides=overrides, native_image_size=native_image_size
+        search_config.to_dict(), epochs=epochs, overrides=overrides, native_image_size=native_image_size
     )
     arch_key = genotype.key()
     out = root / "retrain" / arch_key  # created by the first checkpoint or the report, never left empty

@@ -134,20 +134,75 @@ def test_a_journal_line_with_a_non_numeric_cost_does_not_replace_a_good_row(resu
     assert "line 2: sops: 'abc' is not a number; skipped" in caplog.text
 
 
-def test_a_duplicate_trial_id_in_the_table_is_said(results_dir, caplog):
+def test_a_duplicate_trial_id_keeps_the_row_written_first(results_dir, caplog, capsys):
+    """An appended row of a trial already recorded (an injected 97 %) must not replace its real
+    result: not in the journal, not in the table, not on the front."""
     import pandas as pd
 
-    table = load_results(results_dir)
-    pd.concat([table, table]).to_parquet(results_dir / "trials.parquet")
-    (results_dir / "trials.jsonl").unlink()
-    with caplog.at_level(logging.WARNING):
-        assert len(load_results(results_dir)) == 1
-    assert "trial_id t0 is in 2 rows; only the last one is used" in caplog.text
+    with (results_dir / "trials.jsonl").open("a") as handle:
+        handle.write(json.dumps(good_row(val_acc=0.97)) + "\n")
+    for journal_only in (True, False):
+        if not journal_only:  # the same in the table: two rows of t0, the injected one last
+            table = load_results(results_dir)
+            pd.concat([table, table.assign(val_acc=0.97)]).to_parquet(results_dir / "trials.parquet")
+            (results_dir / "trials.jsonl").unlink()
+        with caplog.at_level(logging.WARNING):
+            table = load_results(results_dir)
+        assert len(table) == 1 and table.iloc[0]["val_acc"] == 0.5
+        assert "trial_id t0 is in 2 " in caplog.text and "only the first one, written first, is used" in caplog.text
+        caplog.clear()
+        assert main(["pareto", str(results_dir), "--json"]) == 0
+        assert [row["val_acc"] for row in json.loads(capsys.readouterr().out)["front"]] == [0.5]
 
 
 def test_retrain_key_with_bytes_that_are_not_utf8(results_dir, capsys):
     key = b"\xff\xfe".decode("utf-8", "surrogateescape")  # what Python makes of such argv bytes
     assert "--key: expected an architecture key" in cli_error(capsys, "retrain", str(results_dir), "--key", key)
+
+
+def _retrain_row(folder: Path, **values) -> Path:
+    from snn_nas.training import TrainConfig
+
+    config = TrainConfig(dataset=DATASET, epochs=1, batch_size=16, image_size=8, max_batches_per_epoch=1)
+    ResultStore(folder).record(good_row(**{"fidelity": config.to_json(), "params": 100, **values}))
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"key": "0123456789ab"}, f"its stored genotype has key {TINY.key()}, not the row's key 0123456789ab"),
+        ({"genotype": '{"stages": ['}, "genotype: genotype JSON is malformed"),
+        ({"fidelity": '{"epochs": -3}'}, "fidelity: epochs: expected an integer >= 1, got -3"),
+    ],
+    ids=["key mismatch", "malformed genotype", "bad epochs"],
+)
+def test_a_damaged_row_is_refused_by_retrain_naming_the_table_and_the_trial(tmp_path, capsys, values, message):
+    folder = _retrain_row(tmp_path / "search", **values)
+    key = values.get("key", TINY.key())
+    line = cli_error(capsys, "retrain", str(folder), "--key", key, "--device", "cpu", "--no-progress")
+    assert f"{folder / 'trials.parquet'}: trial t0" in line and message in line, line
+    assert not (folder / "retrain").exists()
+
+
+def test_retrain_by_key_of_an_architecture_that_breaks_the_constraints_says_so(tmp_path, capsys):
+    folder = _retrain_row(tmp_path / "search")
+    (folder / "experiment.yaml").write_text(yaml.safe_dump({"dataset": DATASET, "constraints": {"max_params": 50}}))
+    argv = ["retrain", str(folder), "--key", TINY.key(), "--epochs", "1", "--device", "cpu", "--no-progress"]
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert f"warning: {TINY.key()}: it breaks the search's constraints (max_params: 100 > 50)" in err
+    report = json.loads((folder / "retrain" / TINY.key() / "report.json").read_text())
+    assert "max_params: 100 > 50" in report["source"]["why"]
+
+
+def test_a_front_emptied_by_nan_values_says_they_are_nan(tmp_path, capsys):
+    store = ResultStore(tmp_path / "search")
+    for number in range(3):
+        store.record(good_row(f"t{number}", val_acc=float("nan")))
+    store.record(good_row("t3", sops=float("nan")))
+    line = cli_error(capsys, "retrain", str(tmp_path / "search"), "--device", "cpu")
+    assert "3 ok trials have a NaN val_acc, 1 ok trial has a NaN sops" in line and "no trial has finished" not in line
 
 
 def test_out_under_a_file_is_found_before_training(tmp_path, capsys):

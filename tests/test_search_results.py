@@ -58,15 +58,16 @@ def test_store_writes_table_and_journal_and_upserts(tmp_path):
     assert len((tmp_path / "exp" / JOURNAL_FILE).read_text().splitlines()) == 2
     table = pd.read_parquet(tmp_path / "exp" / TABLE_FILE)
     assert list(table.columns) == list(COLUMNS) and list(table["trial_id"]) == ["a", "b"]
-    # recording a trial again replaces its row, keeping its position
-    store.record(row("a", val_acc=0.75, sops=10.0))
+    # a trial is recorded once: recording it again keeps the first row, in memory and on disk
+    assert store.record(row("a", val_acc=0.75, sops=10.0))["val_acc"] == 0.5
+    assert len((tmp_path / "exp" / JOURNAL_FILE).read_text().splitlines()) == 2
     frame = load_results(tmp_path / "exp")
-    assert list(frame["trial_id"]) == ["a", "b"] and frame.loc[0, "val_acc"] == 0.75
+    assert list(frame["trial_id"]) == ["a", "b"] and frame.loc[0, "val_acc"] == 0.5
     assert frame.loc[1, "error"] == "RuntimeError: boom" and pd.isna(frame.loc[1, "val_acc"])
     assert str(frame["params"].dtype) == "Int64" and str(frame["feasible"].dtype) == "boolean"
     # a new store on the same folder (a resumed search) starts from the rows on disk
     again = ResultStore(tmp_path / "exp")
-    assert len(again) == 2 and "a" in again and again.get("a")["val_acc"] == 0.75
+    assert len(again) == 2 and "a" in again and again.get("a")["val_acc"] == 0.5
     assert not list((tmp_path / "exp").glob("*.tmp"))  # the temporary file was moved over the table
 
 

@@ -136,6 +136,8 @@ def run(args: argparse.Namespace) -> int:
     selected = choose_trial(Path(args.results_dir), rank=args.rank, key=args.key, x=args.x)
     # the choice and why, before the training (on stderr with --json, which keeps stdout for the report)
     print(f"retraining {selected['key']}: {selected['why']}", file=sys.stderr if args.json else sys.stdout, flush=True)
+    if selected.get("constraint_warning"):
+        print(f"warning: {selected['key']}: {selected['constraint_warning']}", file=sys.stderr, flush=True)
     _check_out_dir(Path(args.results_dir))
     result = retrain(
         Path(args.results_dir),

@@ -116,6 +116,21 @@ def _find_reference(data: Any) -> Any:
     return None
 
 
+def declared_constraints(results_dir: str | Path) -> dict[str, float]:
+    """``metric -> upper bound`` of the experiment file's ``constraints`` (``max_params: 3e5``
+    gives ``{"params": 3e5}``); entries that are not ``max_<metric>: number`` are left out (the
+    search refused them)."""
+    for _, data in _experiment_files(results_dir):
+        listed = data.get("constraints")
+        if isinstance(listed, dict):
+            return {
+                str(name)[4:]: float(limit)
+                for name, limit in listed.items()
+                if str(name).startswith("max_") and _finite(limit)
+            }
+    return {}
+
+
 def declared_baselines(results_dir: str | Path) -> tuple[str, ...]:
     """The seed baselines (preset names) listed under ``baselines`` in the experiment file; () if none."""
     for name, data in _experiment_files(results_dir):

@@ -9,8 +9,9 @@ with ``os.replace``) at most every ``COMPACT_EVERY_S`` seconds and when the sear
 (``close``), not after every trial: rewriting the whole table per trial made a search's
 bookkeeping grow with the square of its trials (at 10,000 trials, seconds per trial). A crash at
 any moment leaves a readable table and loses no finished trial: ``load_results`` merges the
-journal's rows that the table lacks. A row recorded again for the same ``trial_id`` replaces the
-earlier one.
+journal's rows that the table lacks. A trial is recorded once: a second row of the same
+``trial_id`` (in the journal, the table, or a second ``record``) never replaces the first, the
+one written first; it is left out with a warning (an appended row must not replace a real result).
 
 Reading is strict, because a silently dropped row is a lost trial: a table without the
 contract's columns (``REQUIRED_COLUMNS``) is not a result table, and a row that does not
@@ -284,7 +285,7 @@ def _read_journal(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
             rows.append(_journal_row(torn))
     for note in skipped:
         logger.warning("warning: %s: %s; skipped", path, note)
-    return rows, skipped
+    return _first_of_each(rows, path, "lines"), skipped
 
 
 def _journal_row(raw: bytes) -> dict[str, Any]:
@@ -336,13 +337,25 @@ def _read_table(path: Path) -> list[dict[str, Any]]:
         except RowError as exc:
             name = f" (trial_id {row['trial_id']})" if row.get("trial_id") else ""
             raise ResultsError(f"{path}: row {number}{name}: {exc}") from None
+    return _first_of_each(rows, path, "rows")
+
+
+def _first_of_each(rows: list[dict[str, Any]], path: Path, what: str) -> list[dict[str, Any]]:
+    """The first row of each ``trial_id`` (the one written first), with a warning naming each
+    trial_id that has more."""
+    first: dict[str, dict[str, Any]] = {}
     counts: dict[str, int] = {}
     for row in rows:
-        counts[row["trial_id"]] = counts.get(row["trial_id"], 0) + 1
+        trial_id = str(row.get("trial_id"))
+        counts[trial_id] = counts.get(trial_id, 0) + 1
+        first.setdefault(trial_id, row)
     for trial_id, count in counts.items():
         if count > 1:
-            logger.warning("warning: %s: trial_id %s is in %d rows; only the last one is used", path, trial_id, count)
-    return rows
+            logger.warning(
+                "warning: %s: trial_id %s is in %d %s; only the first one, written first, is used",
+                path, trial_id, count, what,
+            )  # fmt: skip
+    return list(first.values())
 
 
 def _cut_torn_tail(path: Path) -> None:
@@ -377,18 +390,20 @@ def _is_missing(value: Any) -> bool:
 
 
 def _merge(*sources: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """``trial_id -> row``: the table's rows, then the journal's rows the table lacks (a row of a
+    trial_id already there is the same trial recorded again: the first stays)."""
     merged: dict[str, dict[str, Any]] = {}
     for rows in sources:
         for row in rows:
             if row.get("trial_id"):
-                merged[str(row["trial_id"])] = dict(row)
+                merged.setdefault(str(row["trial_id"]), dict(row))
     return merged
 
 
 class ResultStore:
     """The table of one search folder; only the driver process writes it.
 
-    ``record(row)`` upserts by ``trial_id``: one journal line (the durable record), and the
+    ``record(row)`` stores a trial once (by ``trial_id``): one journal line (the durable record), and the
     parquet table compacted from memory at most every ``compact_every_s`` seconds; ``close()``
     compacts what is left (the driver calls it when a run ends). Rows already on disk are loaded
     on construction, so a resumed search keeps them. ``compact_every_s=0`` (the default, for the
@@ -424,8 +439,15 @@ class ResultStore:
         return [dict(r) for r in self._rows.values()]
 
     def record(self, row: Mapping[str, Any]) -> dict[str, Any]:
-        """Store one finished trial (replacing an earlier row of the same ``trial_id``)."""
+        """Store one finished trial; returns its row. A trial already stored keeps its first row:
+        the new one is not written, with a warning (the module docstring)."""
         clean = normalise_row(row)
+        if clean["trial_id"] in self._rows:
+            logger.warning(
+                "warning: %s: trial_id %s is recorded already; its first row is kept", self.journal_path,
+                clean["trial_id"],
+            )  # fmt: skip
+            return self._rows[clean["trial_id"]]
         line = json.dumps(clean, default=_json_default, allow_nan=True)
         if not self._tail_checked:
             _cut_torn_tail(self.journal_path)
