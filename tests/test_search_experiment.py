@@ -121,6 +121,10 @@ def test_space_path_is_resolved_relative_to_the_file(tmp_path):
         ({"space": "quick", "fidelity": {"seed": 3}}, "fidelity: ['seed'] belong at the top level"),
         ({"space": "quick", "fidelity": {"epoch": 3}}, "fidelity: training config: unknown field(s) ['epoch']"),
         ({"space": "quick", "fidelity": {"optimizer": "lion"}}, "fidelity: optimizer: 'lion' is not allowed"),
+        (
+            {"space": "quick", "fidelity": {"lr": 1.0e9}},
+            "lr: 1000000000.0 is out of range; must be a finite number in (0, 10]",
+        ),
         ({"space": "quick", "sampler_options": {"seed": 1}}, "'seed' and 'constraints_func' are set by snn-nas"),
         ({"space": "quick", "name": "a/b"}, "name: 'a/b' is not a valid name"),
         ({"space": "quick", "baselines": "mlp_spe_micro"}, "baselines: expected a list of preset names"),

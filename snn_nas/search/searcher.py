@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ from ray.tune.search.optuna import OptunaSearch
 from snn_nas.search.experiment import Experiment, ExperimentError
 from snn_nas.search.layout import LEGACY_SAMPLER_STUDY_FILE, SAMPLER_STUDY_FILE, SQLITE_SAMPLER_STUDY_FILE
 from snn_nas.search.results import ResultStore
+from snn_nas.search.samplers import ELITE_SIZE
 from snn_nas.search.trial import finite_or_none, seen_keys, violations
 
 logger = logging.getLogger(__name__)
@@ -64,6 +66,60 @@ class PicklableNSGAII(optuna.samplers.NSGAIISampler):
         self._thread_lock = threading.Lock()
 
 
+# sampler_options an experiment file may set, with the values each takes: (type, low, high);
+# None: no bound. Options of a sampler's signature that are not here take Python objects
+# (gamma, weights, crossover, independent_sampler...): a YAML file cannot give them.
+BOOLEAN_OPTIONS = ("consider_prior", "consider_magic_clip", "consider_endpoints", "multivariate", "group",
+                   "warn_independent_sampling", "constant_liar", "deterministic_objective")  # fmt: skip
+OPTION_RULES: dict[str, tuple[type, float | None, float | None]] = {
+    "n_startup_trials": (int, 0, None),
+    "n_ei_candidates": (int, 1, None),
+    "population_size": (int, 2, None),
+    "max_history": (int, ELITE_SIZE, None),
+    "prior_weight": (float, 0.0, None),
+    "mutation_prob": (float, 0.0, 1.0),
+    "crossover_prob": (float, 0.0, 1.0),
+    "swapping_prob": (float, 0.0, 1.0),
+    **dict.fromkeys(BOOLEAN_OPTIONS, (bool, None, None)),
+}
+
+
+def check_sampler_options(experiment: Experiment, cls: type) -> None:
+    """Each of the experiment's ``sampler_options`` must be a keyword of the sampler ``cls`` and
+    hold a value it can mean (``OPTION_RULES``); else an ``ExperimentError`` naming the file,
+    the option and what it takes."""
+    import inspect
+
+    where = f"{experiment.source or experiment.name}: sampler_options"
+    accepted: set[str] = set()
+    for klass in cls.__mro__:  # BoundedTPESampler passes **kwargs on to Optuna's TPESampler
+        if klass.__module__.startswith(("optuna", "snn_nas")) and "__init__" in vars(klass):
+            params = inspect.signature(klass.__init__).parameters.values()
+            accepted |= {p.name for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+    accepted -= {"self", "seed", "constraints_func"}
+    for name, value in experiment.sampler_options:
+        if name not in accepted:
+            raise ExperimentError(
+                f"{where}: {name!r} is not an option of the {experiment.sampler} sampler; it takes "
+                f"{', '.join(sorted(accepted)) or 'none'}"
+            )
+        if name not in OPTION_RULES:
+            raise ExperimentError(f"{where}: {name} takes a Python object, which an experiment file cannot give")
+        kind, low, high = OPTION_RULES[name]
+        if name == "mutation_prob" and value is None:
+            continue
+        if kind is bool:
+            if not isinstance(value, bool):
+                raise ExperimentError(f"{where}: {name}: expected true or false, got {value!r}")
+            continue
+        wrong_type = isinstance(value, bool) or not isinstance(value, (int, float) if kind is float else int)
+        outside = wrong_type or not math.isfinite(value) or value < (low or 0) or (high is not None and value > high)
+        if outside:
+            words = "a whole number" if kind is int else "a number"
+            span = f">= {low:g}" if high is None else f"in [{low:g}, {high:g}]"
+            raise ExperimentError(f"{where}: {name}: expected {words} {span}, got {value!r}")
+
+
 def make_sampler(experiment: Experiment) -> optuna.samplers.BaseSampler:
     """The Optuna sampler of the experiment, seeded (constraints reach it through the trials)."""
     options: dict[str, Any] = dict(experiment.sampler_options)
@@ -77,6 +133,7 @@ def make_sampler(experiment: Experiment) -> optuna.samplers.BaseSampler:
         "gp": optuna.samplers.GPSampler,
         "random": optuna.samplers.RandomSampler,
     }
+    check_sampler_options(experiment, classes[experiment.sampler])
     try:
         with warnings_quiet():
             return classes[experiment.sampler](seed=experiment.seed, **options)

@@ -91,7 +91,7 @@ class TrainConfig:
             _real("val_fraction", self.val_fraction, low=0.0, high=1.0, low_open=True, high_open=True)
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"optimizer: {self.optimizer!r} is not allowed; choose one of {list(OPTIMIZERS)}")
-        _real("lr", self.lr, low=0.0, low_open=True)
+        _real("lr", self.lr, low=0.0, low_open=True, high=MAX_LR)
         _real("momentum", self.momentum, low=0.0, high=1.0, high_open=True)
         _real("weight_decay", self.weight_decay, low=0.0)
         _real("warmup_epochs", self.warmup_epochs, low=0.0)
@@ -127,6 +127,7 @@ class TrainConfig:
         return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
 
+MAX_LR = 10.0  # a peak learning rate above it cannot be meant (SGD's published recipes use 0.1)
 MAX_SEED = 2**32 - 1  # what every random generator seeded from it accepts (numpy, torch, Python)
 
 
