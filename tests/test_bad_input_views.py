@@ -288,18 +288,25 @@ def test_a_search_started_without_baselines_resumes_without_them(tmp_path):
     assert not ran_without_baselines(directory)
 
 
-def test_warm_start_presets_outside_the_space_are_said_and_unknown_ones_fail_first(tmp_path, capsys):
-    from snn_nas.search.prescreen import warm_start_outside
-
-    experiment, _, space = _prepared(tmp_path, "warm", warm_start=["snn_mlp_micro", "mlp_spe_micro"])
-    skipped = dict(warm_start_outside(experiment, space))
-    assert set(skipped) == {"snn_mlp_micro", "mlp_spe_micro"}
-    assert "family snn_mlp" in skipped["snn_mlp_micro"] and "not a member" in skipped["mlp_spe_micro"]
-    (tmp_path / "unknown.yaml").write_text(
-        (tmp_path / "warm.yaml").read_text().replace("snn_mlp_micro", "no_such_preset").replace("name: warm", "name: u")
-    )
-    line = cli_error(capsys, "search", str(tmp_path / "unknown.yaml"), "--results-dir", str(tmp_path / "r"))
-    assert "unknown preset 'no_such_preset'" in line and not (tmp_path / "r").exists()  # before any baseline
+def test_warm_start_presets_outside_the_space_are_refused_like_anchors(tmp_path, capsys):
+    """One rule for the settings that name members of the space (warm_start, the supernet's
+    anchors): a non-member, or an unknown name, is one line naming the setting and the file,
+    before Ray and before the results folder."""
+    cases = [
+        ({"warm_start": ["mlp_spe_micro"]}, "warm_start: 'mlp_spe_micro' is not a member of space 'small'"),
+        ({"warm_start": ["snn_mlp_micro"]}, "warm_start: 'snn_mlp_micro' is not a member of space 'small' (family"),
+        ({"warm_start": ["no_such_preset"]}, "warm_start: unknown preset 'no_such_preset'"),
+        ({"baselines": ["no_such_preset"]}, "baselines: unknown preset 'no_such_preset'"),
+        ({"oneshot": {"supernet": {"anchors": ["mlp_spe_micro"]}}}, "oneshot.supernet.anchors: 'mlp_spe_micro' is"),
+    ]
+    for number, (overrides, message) in enumerate(cases):
+        (tmp_path / "space.yaml").write_text(SPACE)
+        path = tmp_path / f"w{number}.yaml"
+        data = {"name": f"w{number}", "space": "space.yaml", "dataset": DATASET, "trials": 2, **overrides}
+        path.write_text(yaml.safe_dump(data))
+        line = cli_error(capsys, "search", str(path), "--results-dir", str(tmp_path / "r"))
+        assert f"{path}: {message}" in line, line
+        assert not (tmp_path / "r").exists()
 
 
 # ----------------------------------------------------------------------------- data and the Python API

@@ -39,7 +39,7 @@ IMAGEFOLDER_SIZE = 224  # imagefolder's default image size (snn_nas.data.imagefo
 
 def check_before_ray(experiment: Experiment, space: Any, *, address: str | None = None) -> None:
     """Raise ``ExperimentError`` when no trial of ``experiment`` could run (see the module doc)."""
-    check_anchors(experiment, space)
+    check_presets(experiment, space, baselines=False)
     config = experiment.train_config()
     remote = bool(address) and str(address).startswith("ray://")
     image_size = check_dataset(experiment, config, read_files=not remote)
@@ -47,19 +47,38 @@ def check_before_ray(experiment: Experiment, space: Any, *, address: str | None 
         check_image_size(experiment, space, image_size)
 
 
-def check_anchors(experiment: Experiment, space: Any) -> None:
-    """Every ``oneshot.supernet.anchors`` preset must be a member of the space: it is trained as
-    a sub-network of the supernet at every step."""
+def check_presets(experiment: Experiment, space: Any, *, baselines: bool = True) -> None:
+    """Every preset the experiment names must exist, and the ones it asks the *space* to hold
+    must be members of it. One rule for both settings that name members, ``warm_start`` (a
+    list: trained as the search's first trials) and ``oneshot.supernet.anchors`` (trained as a
+    sub-network at every step): a non-member is refused, naming the setting and the file.
+    ``warm_start: baselines`` takes the baselines that are members (documented: a baseline of
+    another family is a reference point, not a starting design). ``baselines``: check the
+    ``baselines`` list too (unknown names)."""
     from snn_nas.presets import get_preset
 
-    if experiment.oneshot is None:
-        return
-    for name in experiment.oneshot.supernet.anchors:
-        genotype = get_preset(name)
-        if genotype.family != space.family or not space.contains(genotype):
+    where = experiment.source or experiment.name
+    warm = experiment.warm_start if isinstance(experiment.warm_start, tuple) else ()
+    anchors = experiment.oneshot.supernet.anchors if experiment.oneshot is not None else ()
+    named = [("baselines", name) for name in (experiment.baselines if baselines else ())]
+    named += [("warm_start", name) for name in warm] + [("oneshot.supernet.anchors", name) for name in anchors]
+    for setting, name in named:
+        try:
+            genotype = get_preset(name)
+        except SnnNasError as exc:
+            raise ExperimentError(f"{where}: {setting}: {exc}") from None
+        if setting == "baselines":
+            continue
+        reason = ""
+        if genotype.family != space.family:
+            reason = f"family {genotype.family}, the space's is {space.family}"
+        elif not space.contains(genotype):
+            reason = "some value lies outside its choices"
+        if reason:
+            use = "the search starts from it" if setting == "warm_start" else "the supernet trains it at every step"
             raise ExperimentError(
-                f"oneshot.supernet.anchors: {name!r} is not a member of space {space.name!r}, so the supernet "
-                "cannot train it; name presets the space holds (snn-nas models lists the presets)"
+                f"{where}: {setting}: {name!r} is not a member of space {space.name!r} ({reason}), but {use}; "
+                "name presets the space holds (snn-nas models lists the presets)"
             )
 
 

@@ -87,25 +87,6 @@ def warm_start_keys(experiment: Any, space: Any) -> set[str]:
     return keys
 
 
-def warm_start_outside(experiment: Any, space: Any) -> list[tuple[str, str]]:
-    """``(preset, reason)`` of the presets a ``warm_start`` list names that the space does not hold
-    (skipped, and said so; ``warm_start: baselines`` takes the members among the baselines, as
-    documented, without a warning)."""
-    from snn_nas.presets import get_preset
-
-    if not isinstance(experiment.warm_start, (list, tuple)):
-        return []
-    names = experiment.warm_start
-    out = []
-    for name in names:
-        genotype = get_preset(name)
-        if genotype.family != space.family:
-            out.append((name, f"family {genotype.family}, the space's is {space.family}"))
-        elif not space.contains(genotype):
-            out.append((name, "not a member of the space (some value lies outside its choices)"))
-    return out
-
-
 def single_label_mutants(space: Any, sample: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     """``(label, mutant)`` for every valid sample that differs from ``sample`` in the value of one
     searchable label (labels the new value activates take their first choice; labels it

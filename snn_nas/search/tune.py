@@ -49,7 +49,7 @@ from snn_nas.search.layout import (
     search_directory,
     stored_name,
 )
-from snn_nas.search.preflight import check_before_ray
+from snn_nas.search.preflight import check_before_ray, check_presets
 from snn_nas.search.prescreen import warm_start_keys
 from snn_nas.search.results import ResultStore
 from snn_nas.search.searcher import check_sampler_study, close_sampler_study, make_sampler, warnings_quiet
@@ -140,12 +140,8 @@ def run_search(
 
         space = load_space(experiment.space)
     spec = TrialSpec.from_experiment(experiment)
-    make_sampler(experiment)  # bad sampler options and unknown presets fail before Ray starts
-    from snn_nas.presets import get_preset
-
-    warm = experiment.warm_start if isinstance(experiment.warm_start, tuple) else ()
-    for name in (*(experiment.baselines if baselines else ()), *warm):
-        get_preset(name)  # an unknown preset fails here, listing the known ones
+    make_sampler(experiment)  # bad sampler options fail before Ray starts
+    check_presets(experiment, space, baselines=baselines)  # unknown presets, warm starts outside the space
     check_before_ray(experiment, space, address=address)  # data, image size: what would fail every trial
     share_note = check_gpu_share(spec.gpus)  # e.g. 0.3: no whole number of trials per GPU
     if share_note:
@@ -154,10 +150,6 @@ def run_search(
     if resume:
         check_sampler_study(directory, experiment.name)
         check_user_study(directory)
-    from snn_nas.search.prescreen import warm_start_outside
-
-    for name, reason in warm_start_outside(experiment, space):  # said before anything trains
-        print(f"warm start: {name} skipped ({reason})", file=sys.stderr, flush=True)
     if resume and baselines and experiment.baselines and ran_without_baselines(directory):
         baselines = False
         if progress:
