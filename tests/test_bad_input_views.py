@@ -205,6 +205,30 @@ def test_a_front_emptied_by_nan_values_says_they_are_nan(tmp_path, capsys):
     assert "3 ok trials have a NaN val_acc, 1 ok trial has a NaN sops" in line and "no trial has finished" not in line
 
 
+def test_settings_that_would_do_nothing_useful_are_refused(tmp_path, capsys):
+    """space --sample beyond its bound; a table path that is a folder (a resume would say "no
+    trial yet" and write nothing there); an audit at an image size no architecture runs at."""
+    from dataclasses import replace
+
+    from snn_nas.training import TrainConfig
+
+    assert "--sample: 100000000 is out of range" in cli_error(capsys, "space", "quick", "--sample", "100000000")
+    _, directory, _ = _prepared(tmp_path)
+    (directory / "trials.parquet").mkdir()
+    line = cli_error(capsys, *_resume(directory))
+    assert f"{directory / 'trials.parquet'}: is a folder, not the search's trials.parquet" in line
+    folder = tmp_path / "search"
+    config = TrainConfig(dataset=DATASET, epochs=1, batch_size=16, image_size=8).to_json()
+    store = ResultStore(folder)
+    for number, dim in enumerate((8, 12, 16, 20)):
+        genotype = replace(TINY, stages=(Stage(depth=1, dim=dim),))
+        store.record(good_row(f"t{number}", key=genotype.key(), genotype=genotype.to_json(), fidelity=config,
+                              sops=10.0 * (number + 1), val_acc=0.4 + 0.1 * number))  # fmt: skip
+    line = cli_error(capsys, "audit", str(folder), "--image-size", "1", "--sample", "3", "--epochs", "1")
+    assert "--image-size 1: 4 of the 4 architectures to audit cannot run at 1 px" in line, line  # at least 3 + front
+    assert not (folder / "audit").exists()
+
+
 def test_out_under_a_file_is_found_before_training(tmp_path, capsys):
     (tmp_path / "afile").write_text("")
     arch = tmp_path / "tiny.json"

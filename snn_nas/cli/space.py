@@ -6,6 +6,7 @@ import argparse
 import json
 from typing import Any
 
+MAX_SAMPLES = 10_000  # about 6 s of decoding here (100,000 took 63 s); a larger count is a typo
 HELP = "show the dimensions and sizes of a search space, and seeded samples of it"
 DESCRIPTION = """\
 Show a search space: its name, description, every searchable dimension (label, choices,
@@ -30,7 +31,9 @@ examples:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", nargs="?", metavar="FILE", help="space file or shipped space name")
-    parser.add_argument("--sample", type=int, default=0, metavar="N", help="draw N valid samples (default: 0)")
+    parser.add_argument(
+        "--sample", type=int, default=0, metavar="N", help="draw N valid samples, at most 10,000 (default: 0)"
+    )
     parser.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the samples (default: 0)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
 
@@ -76,8 +79,11 @@ def run(args: argparse.Namespace) -> int:
 
     from snn_nas.space import SpaceError, load_space
 
-    if args.sample < 0:
-        raise SpaceError(f"--sample: {args.sample} is negative; give a number of samples >= 0")
+    if not 0 <= args.sample <= MAX_SAMPLES:
+        raise SpaceError(
+            f"--sample: {args.sample} is out of range; give a number of samples in [0, {MAX_SAMPLES:,}] "
+            "(each is decoded and printed)"
+        )
     if args.file is None:
         return _list_shipped(args.json)
     space = load_space(args.file)

@@ -32,6 +32,7 @@ from snn_nas.audit import (
     plot_info,
     row_id,
 )
+from snn_nas.errors import SnnNasError
 
 
 @dataclass(frozen=True)
@@ -128,6 +129,28 @@ def _stored_experiment(root: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
+def check_sizes(rows: list[dict[str, Any]], configs: Mapping[str, Any], setting: str) -> None:
+    """Every architecture to audit must run at the image size it would train at (else it would
+    fail, and the audit compare nothing): an ``AuditError`` naming the size and one of them."""
+    from snn_nas.genotype import Genotype
+
+    unfit = []
+    for row in rows:
+        size = configs[row["key"]].image_size
+        if size is None:  # the dataset's own size, which the search's trials ran at
+            continue
+        try:
+            Genotype.from_json(str(row["genotype"])).check_image_size(size)
+        except SnnNasError as exc:
+            unfit.append((row["key"], size, exc))
+    if unfit:
+        key, size, reason = unfit[0]
+        raise AuditError(
+            f"{setting} {size}: {len(unfit)} of the {len(rows)} architectures to audit cannot run at {size} px "
+            f"(e.g. {key}: {reason}); audit at a size they run at"
+        )
+
+
 def run_audit(
     results_dir: str | Path,
     *,
@@ -166,6 +189,7 @@ def run_audit(
         )
         for r in rows
     }
+    check_sizes(rows, configs, "--image-size" if "image_size" in dict(overrides or {}) else "the search's image_size")
     store = AuditStore(root / AUDIT_DIR)
     wanted = {r["key"]: (r["key"], json.dumps(configs[r["key"]].to_dict(), sort_keys=True)) for r in rows}
     todo = [r for r in rows if wanted[r["key"]] not in store.done()]

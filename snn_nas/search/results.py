@@ -267,6 +267,7 @@ def _read_journal(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
     a record that does not validate) is skipped with a warning naming the file and the line.
     """
     if not path.is_file():
+        _not_a_file(path)
         return [], []
     data = path.read_bytes()
     lines = data.split(b"\n")
@@ -286,6 +287,14 @@ def _read_journal(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
     for note in skipped:
         logger.warning("warning: %s: %s; skipped", path, note)
     return _first_of_each(rows, path, "lines"), skipped
+
+
+def _not_a_file(path: Path) -> None:
+    """A table or journal path that exists but is not a file (a folder, a socket) would read as
+    "no trial yet", and a search would then write nothing there: refuse it, naming it."""
+    if path.exists() and not path.is_file():
+        kind = "a folder" if path.is_dir() else "not a regular file"
+        raise ResultsError(f"{path}: is {kind}, not the search's {path.name}; move it away")
 
 
 def _journal_row(raw: bytes) -> dict[str, Any]:
@@ -315,6 +324,7 @@ def _read_table(path: Path) -> list[dict[str, Any]]:
     for an unreadable file, a table without the contract's columns or a row that does not
     validate."""
     if not path.is_file():
+        _not_a_file(path)
         return []
     import pandas as pd
 
@@ -528,6 +538,8 @@ def load_results(directory: str | Path) -> Any:
     if not folder.is_dir():
         raise ResultsError(f"{folder}: no such results folder (run 'snn-nas search' first)")
     table, journal = folder / TABLE_FILE, folder / JOURNAL_FILE
+    _not_a_file(table)
+    _not_a_file(journal)
     if not table.is_file() and not journal.is_file():
         raise ResultsError(f"{folder}: no {TABLE_FILE} here; expected a folder written by 'snn-nas search'")
     rows = _merge(_read_table(table), _read_journal(journal)[0])
