@@ -173,6 +173,26 @@ def test_runtime_error_gives_failed_status():
     assert math.isnan(result.val_loss) and result.val_acc == 0.0
 
 
+@pytest.mark.parametrize("part", ["train", "val"])
+def test_nan_images_stop_training_and_evaluation_naming_the_batch(part):
+    """A spiking network turns NaN pixels into silence and finite logits, so without a check a
+    NaN image would train and score silently; it is an error naming the batch instead."""
+    from snn_nas.builder import build_model
+    from snn_nas.data import DatasetError
+
+    model = build_model(TINY, num_classes=3, image_size=8, in_chans=1)
+    with torch.no_grad():
+        assert torch.isfinite(model(torch.full((2, 1, 8, 8), float("nan")))).all()  # why the check exists
+    data = tiny_data()
+    dataset = data.train.dataset if hasattr(data.train, "dataset") else data.train
+    if part == "val":
+        dataset = data.val.dataset if hasattr(data.val, "dataset") else data.val
+    dataset.images[3] = float("nan")
+    words = "training" if part == "train" else "evaluation"
+    with pytest.raises(DatasetError, match=rf"the {words} data hold NaN or inf: batch \d+ of the epoch"):
+        train_model(TINY, tiny_config(epochs=1), data=data, progress=False)
+
+
 def test_data_and_config_image_size_must_agree():
     with pytest.raises(ConfigError, match="image_size"):
         train_model(TINY, tiny_config(image_size=16), data=tiny_data(), progress=False)

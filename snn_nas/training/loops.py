@@ -17,11 +17,30 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from snn_nas.data.base import time_major
+from snn_nas.data.base import DatasetError, time_major
 
 
 class Diverged(Exception):
     """The loss became NaN or infinite; ``str()`` is the reason."""
+
+
+def mark_non_finite(first_bad: torch.Tensor, x: torch.Tensor, step: int) -> None:
+    """Record in ``first_bad`` (a 0-d int64 tensor on the device, -1 until then) the first
+    ``step`` whose batch ``x`` holds NaN or inf, without a host sync: spiking thresholds turn
+    NaN into silence, so such a batch would train and evaluate without any error. Integer and
+    boolean inputs (event frames) are always finite."""
+    if x.is_floating_point():
+        first_bad.masked_fill_((first_bad < 0) & ~torch.isfinite(x).all(), step)
+
+
+def check_finite_input(first_bad: torch.Tensor, part: str) -> None:
+    """``DatasetError`` naming the first batch ``mark_non_finite`` found (one host sync)."""
+    step = int(first_bad.item())
+    if step >= 0:
+        raise DatasetError(
+            f"the {part} data hold NaN or inf: batch {step + 1} of the epoch (counting from 1), which a spiking "
+            "network would turn into silence without an error; check the dataset"
+        )
 
 
 @dataclass
@@ -90,6 +109,7 @@ def train_one_epoch(
     model.train()
     loss_sum = torch.zeros((), device=device, dtype=torch.float64)
     correct = torch.zeros((), device=device, dtype=torch.int64)
+    first_bad = torch.full((), -1, device=device, dtype=torch.int64)
     images = steps = 0
     non_blocking = device.type == "cuda"
     for step, (x, y) in enumerate(loader):
@@ -97,6 +117,9 @@ def train_one_epoch(
             break
         x = time_major(x.to(device, non_blocking=non_blocking))
         y = y.to(device, non_blocking=non_blocking)
+        mark_non_finite(first_bad, x, step)
+        if steps % check_every == 0:  # before the step is taken: no update from a bad batch
+            check_finite_input(first_bad, "training")
         with autocast(device, amp):
             logits = model(x)
         loss = F.cross_entropy(logits.float(), y, label_smoothing=label_smoothing)
@@ -119,6 +142,7 @@ def train_one_epoch(
                 raise Diverged(f"training loss became {running} at step {steps} of the epoch")
             if on_step is not None:
                 on_step(steps, running)
+    check_finite_input(first_bad, "training")
     if images == 0:
         raise ValueError("the training loader yielded no batch")
     mean_loss = loss_sum.item() / images
@@ -133,17 +157,20 @@ def evaluate(model: nn.Module, loader: Iterable, *, device: torch.device, amp: b
     model.eval()
     loss_sum = torch.zeros((), device=device, dtype=torch.float64)
     correct = torch.zeros((), device=device, dtype=torch.int64)
+    first_bad = torch.full((), -1, device=device, dtype=torch.int64)
     images = steps = 0
     non_blocking = device.type == "cuda"
     for x, y in loader:
         x = time_major(x.to(device, non_blocking=non_blocking))
         y = y.to(device, non_blocking=non_blocking)
+        mark_non_finite(first_bad, x, steps)
         with autocast(device, amp):
             logits = model(x)
         loss_sum += F.cross_entropy(logits.float(), y, reduction="sum").double()
         correct += (logits.argmax(1) == y).sum()
         images += y.shape[0]
         steps += 1
+    check_finite_input(first_bad, "evaluation")
     if images == 0:
         raise ValueError("the validation loader yielded no batch")
     return EpochStats(loss=loss_sum.item() / images, acc=correct.item() / images, images=images, steps=steps)
