@@ -28,7 +28,9 @@ def mark_non_finite(first_bad: torch.Tensor, x: torch.Tensor, step: int) -> None
     """Record in ``first_bad`` (a 0-d int64 tensor on the device, -1 until then) the first
     ``step`` whose batch ``x`` holds NaN or inf, without a host sync: spiking thresholds turn
     NaN into silence, so such a batch would train and evaluate without any error. Integer and
-    boolean inputs (event frames) are always finite."""
+    boolean inputs (event frames) are always finite. Cost, measured on this CPU (one thread,
+    ``mlp_spe_micro``, 64 images of 28 px): 0.2 ms against a 209 ms step (0.09 %); on a GPU it
+    is three small kernels and no sync (not measured: no device was lent)."""
     if x.is_floating_point():
         first_bad.masked_fill_((first_bad < 0) & ~torch.isfinite(x).all(), step)
 
