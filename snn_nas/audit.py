@@ -91,10 +91,15 @@ trained the architecture at the proxy too); see ``snn_nas.audit_oneshot``."""
 
 
 # ----------------------------------------------------------------------------- the sample
-def audit_sample(trials: Any, n: int, *, x: str = "sops") -> list[dict[str, Any]]:
+def audit_sample(trials: Any, n: int, *, x: str = "sops", num_classes: int | None = None) -> list[dict[str, Any]]:
     """The rows to audit (dicts, ``on_front`` set): the search front first (most accurate first),
-    then an even spread over the other ``ok`` search trials ranked by proxy accuracy."""
+    then an even spread over the other ``ok`` search trials ranked by proxy accuracy. The front
+    is the one every view shows: only rows the front rule admits stand on it
+    (``snn_nas.report.eligibility.front_exclusion``: not at chance level for ``num_classes``, not
+    infeasible, spiking on the SOP axis); the others may still be sampled in the spread."""
     import pandas as pd
+
+    from snn_nas.report.eligibility import front_exclusion
 
     if isinstance(n, bool) or not isinstance(n, int) or n < 3:
         raise AuditError(f"--sample: {n!r}; an audit needs at least 3 architectures to rank")
@@ -110,8 +115,11 @@ def audit_sample(trials: Any, n: int, *, x: str = "sops") -> list[dict[str, Any]
             f"the search has {len(frame)} finished ('ok') trial(s) with an accuracy and a cost; an audit needs "
             "at least 3 (run more trials, or wait for the search to finish)"
         )
+    eligible = np.array([front_exclusion(r, x=x, num_classes=num_classes) is None for r in frame.to_dict("records")])
     loss = to_minimization(frame[["val_acc", x]].to_numpy(float), ["maximize", "minimize"])
-    front_mask = is_pareto_front(loss)
+    front_mask = np.zeros(len(frame), dtype=bool)
+    if eligible.any():
+        front_mask[eligible] = is_pareto_front(loss[eligible])
     front = frame[front_mask].sort_values(["val_acc", x], ascending=[False, True])
     rest = frame[~front_mask].sort_values(["val_acc", x], ascending=[False, True])
     spread = max(0, n - len(front))
@@ -368,11 +376,16 @@ def draw_audit_png(info: Mapping[str, Any], path: str | Path, title: str = "") -
     if len(xs):
         ax.scatter(100 * xs[~front], 100 * ys[~front], c="tab:blue", label="sampled trial")
         ax.scatter(100 * xs[front], 100 * ys[front], c="tab:red", marker="D", label="search front member")
-        for x, y, key in zip(xs, ys, info["keys"], strict=True):  # every point named by its key
-            ax.annotate(key, (100 * x, 100 * y), textcoords="offset points", xytext=(4, 3), fontsize=6)
         low = 100 * min(xs.min(), ys.min())
         high = 100 * max(xs.max(), ys.max())
         ax.plot([low, high], [low, high], color="grey", lw=0.8, ls="--", label="y = x")
+        from snn_nas.plots.labels import label_offsets
+
+        scale = 72.0 / fig.dpi  # display pixels -> points (annotate's offsets)
+        anchors = ax.transData.transform(np.column_stack([100 * xs, 100 * ys])) * scale
+        offsets = label_offsets([tuple(p) for p in anchors])  # keys of a cluster of points stacked, not overlaid
+        for x, y, key, offset in zip(xs, ys, info["keys"], offsets, strict=True):  # every point named by its key
+            ax.annotate(key, (100 * x, 100 * y), textcoords="offset points", xytext=offset, fontsize=6)
     ax.set_xlabel("proxy validation accuracy (%)")
     ax.set_ylabel("high-fidelity validation accuracy (%)")
     tau, n = info.get("tau"), len(xs)

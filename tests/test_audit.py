@@ -69,6 +69,20 @@ def test_sample_is_the_front_then_a_spread_over_the_proxy_ranking():
         audit_sample(_table(rows[:2]), 5)
 
 
+def test_a_chance_level_trial_is_no_search_front_member_as_in_every_view():
+    rows = [
+        {"key": "a", "val_acc": 0.95, "sops": 900.0},
+        {"key": "b", "val_acc": 0.90, "sops": 300.0},
+        {"key": "c", "val_acc": 0.50, "sops": 10.0},
+        {"key": "z", "val_acc": 0.097, "sops": 1.0},  # 10 classes: chance level, on the raw front
+        {"key": "d", "val_acc": 0.40, "sops": 950.0},
+    ]
+    by_key = {r["key"]: r for r in audit_sample(_table(rows), 5, num_classes=10)}
+    assert {k for k, r in by_key.items() if r["on_front"]} == {"a", "b", "c"}
+    assert not by_key["z"]["on_front"]  # still audited, in the spread
+    assert audit_sample(_table(rows), 5)[3]["key"] == "z"  # without the classes, the rule cannot tell
+
+
 def _audit_row(key, proxy_acc, acc, proxy_sops, sops, **extra):
     return {"key": key, "status": "ok", "proxy_val_acc": proxy_acc, "val_acc": acc,
             "proxy_sops": proxy_sops, "sops": sops, "test_acc": acc - 0.01, "params": 100, **extra}  # fmt: skip

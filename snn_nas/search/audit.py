@@ -34,6 +34,8 @@ from snn_nas.audit import (
 )
 from snn_nas.errors import SnnNasError
 
+HEARTBEAT_S = 60.0  # a progress line at least this often while architectures train
+
 
 @dataclass(frozen=True)
 class AuditRun:
@@ -177,8 +179,12 @@ def run_audit(
     root = Path(results_dir)
     trials = load_trials(root)
     from snn_nas.audit_oneshot import is_two_stage, two_stage_sample
+    from snn_nas.report import dataset_classes, declared_dataset
 
-    rows = two_stage_sample(trials, sample) if is_two_stage(trials) else audit_sample(trials, sample)
+    if is_two_stage(trials):
+        rows = two_stage_sample(trials, sample)
+    else:  # the search front by the rule every view uses (chance level kept off)
+        rows = audit_sample(trials, sample, num_classes=dataset_classes(declared_dataset(root)))
     experiment = _stored_experiment(root)
     resources = experiment.get("resources") or {}
     cpus, gpus = float(resources.get("cpus", 1) or 1), float(resources.get("gpus", 0) or 0)
@@ -210,9 +216,17 @@ def run_audit(
             pending = {
                 task.remote(_plain_row(r), configs[r["key"]].to_dict(), dict(costs), gpus): r["key"] for r in todo
             }
-            finished = 0
+            finished, said = 0, time.perf_counter()
             while pending:
-                ready, _ = ray.wait(list(pending), num_returns=1)
+                ready, _ = ray.wait(list(pending), num_returns=1, timeout=HEARTBEAT_S)
+                if not ready:  # a long training: say it is alive, and for how long it has run
+                    if progress and time.perf_counter() - said >= HEARTBEAT_S:
+                        minutes = (time.perf_counter() - started) / 60
+                        line = f"  ... {len(pending)} training ({finished} of {len(todo)} done), {minutes:.0f} min"
+                        print(line, file=sys.stderr, flush=True)
+                        said = time.perf_counter()
+                    continue
+                said = time.perf_counter()
                 key = pending.pop(ready[0])
                 try:
                     row = ray.get(ready[0])
