@@ -103,3 +103,19 @@ def test_the_front_kept_row_by_row_is_the_front_of_all_rows():
             assert [(r["trial_id"], r["seed_design"]) for r in tracker.front] == [
                 (r["trial_id"], r["seed_design"]) for r in want
             ]
+
+
+def test_a_long_reason_line_is_wrapped_at_the_terminal_width_above_the_panel(monkeypatch):
+    """On an 80-column terminal a long line must be wrapped by rich, which counts its rows, not by
+    the terminal: else the live panel's redraw moves back over fewer rows and erases its end."""
+    monkeypatch.setenv("COLUMNS", "80")
+    stream = io.StringIO()
+    reason = "not in the supernet: " + "stage 2 token_h group 7 is not among the supernet's choices " * 3
+    progress = SearchProgress("os.stage1", 5, ["val_acc", "sops"], ["max", "min"], live=True, stream=stream)
+    with progress:
+        progress.trial_finished(row("abcdef12", "invalid", error=reason.strip()))
+    printed = [line for line in stream.getvalue().splitlines() if line.strip()]
+    start = next(i for i, line in enumerate(printed) if line.startswith("[1/5] abcdef12 invalid"))
+    assert all(len(line) <= 80 for line in printed)
+    wrapped = " ".join(line.strip() for line in printed[start : start + 6])
+    assert " ".join(reason.split()) in " ".join(wrapped.split())

@@ -281,12 +281,14 @@ class SearchProgress:
 
     def _print_line(self, row: Mapping[str, Any]) -> None:
         """Piped: a plain line. On a terminal: the same line printed above the live panel, so
-        that every finished trial and every reason stays on screen."""
+        that every finished trial and every reason stays on screen; wrapped by rich at the
+        terminal's width (a line the terminal wrapped itself would take more rows than the
+        panel's redraw moves back over, and lose its end to the redraw on a narrow terminal)."""
         text = self.line(row)
         if self._live is not None:
             from rich.text import Text
 
-            self._live.console.print(Text(text), soft_wrap=True)
+            self._live.console.print(Text(text, overflow="fold"), soft_wrap=False)
         else:
             print(text, file=self.stream, flush=True)
 

@@ -214,9 +214,11 @@ def mean_verdict(baseline: SeedMean, others: Iterable[SeedMean]) -> tuple[SeedMe
 
 
 def mean_text(mean: SeedMean, x: str) -> str:
-    """``93.45 % (spread 0.9 points) at 6.9e+05 sops, 2 seed(s)``."""
+    """``93.45 % (spread 0.9 points) at 691k sops, 2 seed(s)`` (counts as every view writes them)."""
+    from snn_nas.report.formatting import format_count
+
     spread = f" (spread {100 * mean.spread_y:.1f} points)" if mean.n > 1 else ""
-    return f"{100 * mean.mean_y:.2f} %{spread} at {mean.mean_x:.3g} {x}, {mean.n} seed(s)"
+    return f"{100 * mean.mean_y:.2f} %{spread} at {format_count(mean.mean_x)} {x}, {mean.n} seed(s)"
 
 
 def mean_verdict_line(
