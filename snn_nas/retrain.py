@@ -298,6 +298,10 @@ def retrain(
     calibration_images: int | None = None,
     data: Any = None,
     selected: dict[str, Any] | None = None,
+    trainer: Any = None,
+    config_hook: Any = None,
+    at_scale: dict[str, Any] | None = None,
+    export: bool = True,
 ) -> RetrainResult:
     """Retrain the chosen trial of ``results_dir`` at full fidelity on ``train`` + ``val`` and
     measure its test accuracy; see the module docstring.
@@ -308,6 +312,11 @@ def retrain(
     ``DataSplits`` (default: the config's dataset). ``calibration_images``: validation images
     the costs are measured on (default: the experiment's ``costs.calibration_images``, else 64).
     ``selected``: the row ``choose_trial`` returned (default: chosen here from ``rank`` / ``key``).
+    ``trainer``: the training function (default ``train_model``; ``snn-nas retrain --workers N``
+    passes the data-parallel one, same signature); ``config_hook``: applied to the full-fidelity
+    config before training (a published recipe, the learning-rate rule); ``at_scale``: the
+    data-parallel settings and plan, written to the report. ``export``: also write the trained
+    network as a ``torch.export`` program, ``model.pt2`` (``snn_nas.export``).
     """
     import torch
 
@@ -342,14 +351,17 @@ def retrain(
     config = full_fidelity_config(
         search_config.to_dict(), epochs=epochs, overrides=overrides, native_image_size=native_image_size
     )
+    if config_hook is not None:
+        config = config_hook(config)
     arch_key = genotype.key()
     out = root / "retrain" / arch_key  # created by the first checkpoint or the report, never left empty
 
     dev = resolve_device(device)
     if data is None:
         data = load_config_data(config, download=download)
+    train = trainer if trainer is not None else train_model
     try:
-        result = train_model(
+        result = train(
             genotype, config, out_dir=out, resume=resume, device=dev, progress=progress, data=data, evaluate_test=True
         )
     except CheckpointError as exc:
@@ -362,6 +374,7 @@ def retrain(
         n = calibration_images or int(exp_costs.get("calibration_images", DEFAULT_CALIBRATION_IMAGES))
         images = calibration_batch(result.data, n).to(dev)  # the images the search measured its costs on (T bins)
         costs = measure_costs(result.model, images, energy=energy).to_dict()
+    exported = _export(result.model, images, out) if result.ok and export else None
 
     report = {
         "key": arch_key,
@@ -395,6 +408,8 @@ def retrain(
             "search_fidelity": json.loads(row["fidelity"]) if isinstance(row.get("fidelity"), str) else None,
         },
         "checkpoint": CHECKPOINT,
+        "program": exported,
+        **({"at_scale": at_scale} if at_scale else {}),
         "history": result.history,
         "device": str(dev),
         "torch": torch.__version__,
@@ -417,6 +432,19 @@ def retrain(
         report_md=str(paths["md"]),
         curve_png=str(paths["png"]),
     )
+
+
+def _export(model: Any, images: Any, out: Path) -> dict[str, Any]:
+    """Write ``out/model.pt2`` (``snn_nas.export``); its file name, or the reason it could not be
+    written (the retraining's result stands either way)."""
+    from snn_nas.export import PROGRAM, export_program
+
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        export_program(model, images[:2] if images.ndim == 4 else images[:, :2], out / PROGRAM)
+    except Exception as exc:  # torch.export's failures have many types; the checkpoint is still there
+        return {"file": None, "error": f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:200]}"}
+    return {"file": PROGRAM, "error": None, "input": list(images.shape[1:] if images.ndim == 4 else images.shape)}
 
 
 def _final(history: list[dict[str, Any]], name: str) -> float | None:
@@ -514,6 +542,8 @@ def markdown_report(report: dict[str, Any]) -> str:
         "logits = model(images)  # [B, C, H, W] -> [B, num_classes], eval mode",
         "```",
         "",
+        *_program_lines(report, checkpoint.parent),
+        *_scale_lines(report.get("at_scale")),
         "## Genotype",
         "",
         "```json",
@@ -524,6 +554,30 @@ def markdown_report(report: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _program_lines(report: dict[str, Any], folder: Path) -> list[str]:
+    program = report.get("program") or {}
+    if not program.get("file"):
+        reason = program.get("error") or "not asked for"
+        return [f"No `torch.export` program was written ({reason}).", ""]
+    return [
+        f"Without snn-nas (torch only), from the `torch.export` program `{folder / program['file']}` (inference "
+        f"at T = {report.get('time_steps')}, any batch size):",
+        "",
+        "```python",
+        "import torch",
+        f'model = torch.export.load("{folder / program["file"]}").module()',
+        "logits = model(images)  # normalised as in training -> [B, num_classes]",
+        "```",
+        "",
+    ]
+
+
+def _scale_lines(at_scale: dict[str, Any] | None) -> list[str]:
+    if not at_scale:
+        return []
+    return ["## At scale", "", *[f"- {line}" for line in at_scale.get("lines", [])], ""]
 
 
 def _energy(costs: dict[str, Any]) -> str:

@@ -83,9 +83,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     which.add_argument("--key", metavar="KEY", help="architecture key (or a unique prefix) of a trial")
     parser.add_argument("--x", default="sops", choices=COST_COLUMNS, help="cost axis of the front --rank refers to")
-    parser.add_argument(
-        "--epochs", type=int, default=DEFAULT_EPOCHS, help=f"training epochs (default {DEFAULT_EPOCHS})"
-    )
+    parser.add_argument("--epochs", type=int, help=f"training epochs (default {DEFAULT_EPOCHS}, or the --recipe's)")
     parser.add_argument("--dataset", help="dataset name (default: the search's)")
     parser.add_argument("--data-root", help="folder holding the dataset files (CIFAR, imagefolder)")
     parser.add_argument("--download", action="store_true", help="download CIFAR into --data-root if missing")
@@ -103,6 +101,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-resume", action="store_true", help="start over instead of resuming from last.pt")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--json", action="store_true", help="print report.json instead of the summary")
+    parser.add_argument("--no-export", action="store_true", help="do not write the torch.export program model.pt2")
+    from snn_nas.cli import scale
+
+    scale.add_arguments(parser)
 
 
 def _check_out_dir(root: Path) -> None:
@@ -116,9 +118,14 @@ def _check_out_dir(root: Path) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from snn_nas.cli import scale
     from snn_nas.report import format_count
     from snn_nas.retrain import choose_trial, retrain
 
+    settings = scale.settings_of(args)  # --workers 0 and the like: refused before anything is read
+    recipe = scale.recipe_of(args)
+    if args.epochs is None:  # the recipe's, else the default
+        args.epochs = int(recipe.train_fields()["epochs"]) if recipe is not None else DEFAULT_EPOCHS
     if args.epochs < 1:
         raise SnnNasError(f"--epochs: {args.epochs} must be >= 1")
     if args.rank is not None and args.rank < 0:
@@ -139,6 +146,14 @@ def run(args: argparse.Namespace) -> int:
     if selected.get("constraint_warning"):
         print(f"warning: {selected['key']}: {selected['constraint_warning']}", file=sys.stderr, flush=True)
     _check_out_dir(Path(args.results_dir))
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    given = {*overrides, "epochs"}  # the recipe sets the rest
+
+    def config_hook(config: object) -> object:
+        return scale.with_recipe(config, recipe, given, settings)
+
+    if args.dry_run:
+        return _dry_run(args, selected, overrides, native, config_hook, settings)
     result = retrain(
         Path(args.results_dir),
         selected=selected,
@@ -146,13 +161,17 @@ def run(args: argparse.Namespace) -> int:
         key=args.key,
         x=args.x,
         epochs=args.epochs,
-        overrides={k: v for k, v in overrides.items() if v is not None},
+        overrides=overrides,
         native_image_size=native,
         resume=not args.no_resume,
         device=args.device,
         progress=not args.no_progress,
         download=args.download,
         calibration_images=args.calibration_images,
+        trainer=scale.make_trainer(args, settings),
+        config_hook=config_hook,
+        at_scale=None if settings.plain else scale.report_entry(settings, recipe),
+        export=not args.no_export,
     )
     if args.json:
         sys.stdout.write(Path(result.report_json).read_text())
@@ -168,5 +187,24 @@ def run(args: argparse.Namespace) -> int:
         f"{format_count(result.sops)} SOPs, {result.energy_uj:.4g} uJ per image"
     )
     print(f"checkpoint {result.checkpoint}")
+    program = Path(result.out_dir) / "model.pt2"
+    if program.is_file():
+        print(f"program {program} (torch.export.load(path).module(): runs without snn-nas)")
     print(f"report {result.report_md} (and report.json, training_curve.png)")
     return 0
+
+
+def _dry_run(args: argparse.Namespace, selected: dict, overrides: dict, native: bool, hook: object,
+             settings: object) -> int:  # fmt: skip
+    """``--dry-run``: the plan of this retraining and its time estimate, no training."""
+    from snn_nas.cli import scale
+    from snn_nas.genotype import Genotype
+    from snn_nas.retrain import full_fidelity_config
+    from snn_nas.training import load_config_data, resolve_device
+
+    search = full_fidelity_config(selected.get("fidelity"))
+    config = hook(full_fidelity_config(search.to_dict(), epochs=args.epochs, overrides=overrides,  # type: ignore[operator]
+                                       native_image_size=native))  # fmt: skip
+    data = load_config_data(config, download=args.download)
+    genotype = Genotype.from_json(str(selected["genotype"]))
+    return scale.dry_run(genotype, config, settings, data, resolve_device(args.device))

@@ -91,6 +91,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     parser.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar or per-epoch lines")
+    from snn_nas.cli import scale
+
+    scale.add_arguments(parser)
 
 
 def load_arch(arch: str) -> tuple[str, Any]:
@@ -134,12 +137,15 @@ def _is_checkpoint(path: Path) -> bool:
     return head in (b"PK", b"\x80\x02")
 
 
-def build_config(args: argparse.Namespace) -> Any:
-    """The TrainConfig: TrainConfig defaults, then the dataset's recipe, then the given flags."""
+def build_config(args: argparse.Namespace, recipe: Any = None) -> Any:
+    """The TrainConfig: TrainConfig defaults, then the dataset's recipe, then a published recipe
+    (``--recipe``), then the given flags."""
     from snn_nas.training import TrainConfig
     from snn_nas.training.recipes import recipe_for
 
     values: dict[str, Any] = {"dataset": args.dataset, **recipe_for(args.dataset)}
+    if recipe is not None:
+        values.update(recipe.train_fields())
     for flag, name in _FLAGS.items():
         value = getattr(args, flag, None)
         if value is not None:
@@ -164,11 +170,13 @@ def _costs(model: Any, data: Any, device: Any) -> dict[str, Any] | None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from snn_nas.training import load_config_data, resolve_device, train_model
+    from snn_nas.cli import scale
+    from snn_nas.training import load_config_data, resolve_device
     from snn_nas.version import __version__
 
+    settings = scale.settings_of(args)  # --workers 0 and the like: refused before anything is read
     name, genotype = load_arch(args.arch)
-    config = build_config(args)
+    config = scale.with_recipe(build_config(args, scale.recipe_of(args)), None, set(), settings)
     dataset_label = config.dataset.split(":")[0]
     out = args.out if args.out is not None else Path("results") / "train" / f"{name}-{dataset_label}"
     if out.exists() and not out.is_dir():
@@ -187,11 +195,14 @@ def run(args: argparse.Namespace) -> int:
         )
     device = resolve_device(args.device)
     data = load_config_data(config, download=args.download)
+    if args.dry_run:
+        return scale.dry_run(genotype, config, settings, data, device)
     progress = not args.no_progress
     if progress:
         print(f"training {name} ({genotype.summary()})", file=sys.stderr)
         print(f"data: {data.describe()}; device: {device}; out: {out}", file=sys.stderr)
-    result = train_model(
+    train = scale.make_trainer(args, settings)
+    result = train(
         genotype, config, out_dir=out, resume=args.resume, device=device, progress=progress, data=data,
         evaluate_test=True,
     )  # fmt: skip
@@ -205,6 +216,7 @@ def run(args: argparse.Namespace) -> int:
         "config": config.to_dict(),
         **result.summary(),
         "costs": costs,
+        **({} if settings.plain else {"parallel": settings.to_dict()}),
         "checkpoints": {k: str(out / f"{k}.pt") if (out / f"{k}.pt").is_file() else None for k in ("last", "best")},
         "device": str(device),
         "torch": torch.__version__,
