@@ -5,7 +5,9 @@ workers (``TorchTrainer``: DDP over gloo on CPUs, NCCL on GPUs), each running
 ``snn_nas.training.data_parallel.train_worker`` on its shard of every epoch. Rank 0 writes
 ``last.pt`` into ``out_dir`` after every epoch and reports it to Ray Train as the epoch's
 checkpoint (``ray.train.report``); a worker that dies makes Ray Train restart the group
-(``max_failures``), which resumes from that ``last.pt``, losing at most the epoch in progress;
+(``max_failures``), which resumes from that ``last.pt``, losing at most the epoch in progress
+(workers always resume from ``last.pt`` when there is one: the driver removes it first when a
+run starts over, so a restarted group never depends on Ray having registered the checkpoint);
 a driver that dies is resumed by running the command again (``--resume``). On several nodes,
 ``out_dir`` must be storage every node reads and writes (as Ray requires of a run's storage).
 
@@ -60,7 +62,6 @@ def _worker_loop(cfg: dict[str, Any]) -> None:
     config = TrainConfig.from_dict(cfg["config"])
     settings = ParallelSettings.from_dict(cfg["settings"])
     out = Path(cfg["out_dir"])
-    restarted = ray.train.get_checkpoint() is not None  # Ray Train restarted the group after a failure
 
     def on_epoch(epoch: int, metrics: dict[str, Any], path: Path | None) -> None:
         if path is None:
@@ -75,7 +76,7 @@ def _worker_loop(cfg: dict[str, Any]) -> None:
     try:
         train_worker(
             Genotype.from_dict(cfg["genotype"]), config, settings, rank=rank, device=ray.train.torch.get_device(),
-            out_dir=out, resume=cfg["resume"] or restarted, progress=False, evaluate_test=cfg["evaluate_test"],
+            out_dir=out, resume=True, progress=False, evaluate_test=cfg["evaluate_test"],
             on_epoch=on_epoch,
         )  # fmt: skip
     except DatasetError as exc:  # name the node that cannot read the data
@@ -118,17 +119,27 @@ def train_parallel(
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
-    from snn_nas.checkpoint import LAST, load_checkpoint, load_model
+    from snn_nas.checkpoint import BEST, LAST, load_checkpoint, load_model
     from snn_nas.search.cluster import ray_session
     from snn_nas.training import TrainResult
     from snn_nas.training.data_parallel import STATUS
 
+    if address is None:  # the local instance this command starts: refused before it starts
+        import os
+
+        import torch
+
+        local = [(float(num_cpus or os.cpu_count() or 1), float(torch.cuda.device_count()))]
+        refusal = placement_refusal(settings.workers, cpus_per_worker, settings.gpus_per_worker, local)
+        if refusal:
+            raise ParallelError(refusal.replace("the Ray cluster", "this machine"))
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
     storage = out / "ray"
     if not resume:  # a fresh run: nothing of an earlier one is picked up
         shutil.rmtree(storage / RUN_NAME, ignore_errors=True)
-        (out / STATUS).unlink(missing_ok=True)
+        for name in (LAST, BEST, STATUS):
+            (out / name).unlink(missing_ok=True)
     (out / EPOCH_LOG).unlink(missing_ok=True)
     started = time.perf_counter()
     with ray_session(address, num_cpus, False, num_gpus=None):

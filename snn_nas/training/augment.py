@@ -101,18 +101,17 @@ def train_transform(augment: Augment, size: int, mean: tuple[float, ...], std: t
     from torchvision.transforms import InterpolationMode, v2
 
     mode = InterpolationMode.BICUBIC if augment.interpolation == "bicubic" else InterpolationMode.BILINEAR
-    steps: list[Any] = [v2.PILToTensor(), v2.RandomResizedCrop(size, interpolation=mode, antialias=True),
-                        v2.RandomHorizontalFlip()]  # fmt: skip
-    if augment.randaugment_ops:
+    steps: list[Any] = [v2.RandomResizedCrop(size, interpolation=mode, antialias=True), v2.RandomHorizontalFlip()]
+    if augment.randaugment_ops:  # on the PIL image, as timm's; its geometric operations resample bilinearly
         steps.append(
             v2.RandAugment(
                 num_ops=augment.randaugment_ops,
                 magnitude=augment.randaugment_magnitude,
                 num_magnitude_bins=11,
-                interpolation=mode,
+                interpolation=InterpolationMode.BILINEAR,
             )
         )
-    steps += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(mean), list(std))]
+    steps += [v2.PILToTensor(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(mean), list(std))]
     if augment.random_erasing:
         steps.append(v2.RandomErasing(p=augment.random_erasing, value="random"))
     return v2.Compose(steps)
