@@ -85,14 +85,16 @@ class BoundedTPESampler(optuna.samplers.TPESampler):
         self._split_state: tuple[int, ...] | None = None  # the history it was made from (``_history``)
         self._split: tuple[list[FrozenTrial], list[FrozenTrial]] = ([], [])
         self._column_cache: dict[int, dict[str, list[float]]] = {}  # id(below or above) -> label -> values
+        self._estimators: dict[tuple, tuple[Any, Any]] = {}  # (label, distribution) -> (below, above) Parzen
         self._reprs: dict[int, dict[str, float]] = {}  # trial number -> label -> internal value
         self._log_seen = 0  # finished trials of the journal's log offered to the elite so far
+        self._count_seen = self._finished_count = 0  # entries of that log counted, and how many COMPLETE or PRUNED
         self._started_up = False  # n_startup_trials finished: TPE from now on
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["_split_key"], state["_split_state"], state["_split"] = None, None, ([], [])  # rebuilt when needed
-        state["_column_cache"] = {}
+        state["_column_cache"], state["_estimators"] = {}, {}
         return state
 
     # ------------------------------------------------------------------ the window
@@ -139,11 +141,16 @@ class BoundedTPESampler(optuna.samplers.TPESampler):
             if state != self._split_state:  # a redraw after a duplicate sees the same history: kept
                 self._split = self._split_for(study, window, running)
                 self._split_state = state
-                self._column_cache = {}
+                self._column_cache, self._estimators = {}, {}
             self._split_key = trial.number
         below, above = self._split
-        mpe_below = self._build_parzen_estimator(study, search_space, below, handle_below=True)
-        mpe_above = self._build_parzen_estimator(study, search_space, above, handle_below=False)
+        key = tuple((name, repr(dist)) for name, dist in search_space.items())
+        if key not in self._estimators:  # a redraw after a duplicate fits on the same split: reused
+            self._estimators[key] = (
+                self._build_parzen_estimator(study, search_space, below, handle_below=True),
+                self._build_parzen_estimator(study, search_space, above, handle_below=False),
+            )
+        mpe_below, mpe_above = self._estimators[key]
         samples = mpe_below.sample(self._rng.rng, self._n_ei_candidates)
         scores = self._compute_acquisition_func(samples, mpe_below, mpe_above)
         chosen = optuna.samplers.TPESampler._compare(samples, scores)
@@ -204,14 +211,15 @@ class BoundedTPESampler(optuna.samplers.TPESampler):
         storage = study._storage
         if isinstance(storage, IndexedJournalStorage):  # no scan of the history
             log, unfinished = storage.progress(study._study_id)
-            if len(log) > self._max_history:
+            finished = self._count_finished(log)  # the log files FAIL trials (duplicate draws) too
+            if finished > self._max_history:
                 self._update_elite_from_log(study, log)
                 window = self._recent_window(log)
             else:
                 window = self.window(study, sorted((t for t in log if t.state in _FINISHED), key=lambda t: t.number))
             running = [t for t in unfinished if t.state == TrialState.RUNNING and t.number != trial.number]
             running = running if self._constant_liar else []
-            return window, running, (len(log), *(t.number for t in running))
+            return window, running, (finished, *(t.number for t in running))
         states = (*_FINISHED, TrialState.RUNNING) if self._constant_liar else _FINISHED
         trials = [
             t
@@ -221,6 +229,14 @@ class BoundedTPESampler(optuna.samplers.TPESampler):
         finished = [t for t in trials if t.state != TrialState.RUNNING]
         running = [t for t in trials if t.state == TrialState.RUNNING]
         return self.window(study, finished), running, (len(finished), *(t.number for t in running))
+
+    def _count_finished(self, log: list[FrozenTrial]) -> int:
+        """Completed and pruned trials in the journal's finish log (which only grows), counted
+        incrementally: what the split depends on, and the switch-over to the window."""
+        for trial in log[self._count_seen :]:
+            self._finished_count += trial.state in _FINISHED
+        self._count_seen = len(log)
+        return self._finished_count
 
     def _update_elite_from_log(self, study: optuna.Study, log: list[FrozenTrial]) -> None:
         """``_update_elite`` with the trials filed since the last call (the log only grows)."""
