@@ -32,13 +32,15 @@ chosen by it.
 Writes RESULTS_DIR/retrain/<key>/: last.pt (the trained model; load it with
 snn_nas.load_model(path)), report.json and report.md (architecture, test accuracy next to
 the search's validation accuracy, SOPs, MACs, energy, params, T, config, per-epoch curve) and
-training_curve.png.
+training_curve.png, and model.pt2 (a torch.export program that runs without snn-nas).
 Interrupted? Run the same command again: it resumes from last.pt (--no-resume starts over).
 
 example:
   snn-nas retrain results/quick
   snn-nas retrain results/quick --rank 2 --epochs 50
   snn-nas retrain results/quick --key 3fa2c1 --dataset cifar10 --data-root ~/data --image-size 32
+  snn-nas retrain results/imagenet --recipe mixer_snn_imagenet --workers 8 --gpus-per-worker 1 \
+      --dataset imagefolder --data-root ~/imagenet          # data-parallel with the published recipe
 """
 
 _OVERRIDES = {  # command-line option -> TrainConfig field

@@ -38,6 +38,9 @@ example:
   snn-nas train mlp_spe_micro --dataset mnist5k --epochs 5 --time-steps 2 --out runs/micro
   snn-nas train arch.json --dataset cifar10 --data-root ~/data --download --epochs 200
   snn-nas train mlp_spe_micro --out runs/micro --resume
+  snn-nas train mlp_spe_micro --workers 2 --sync-bn          # data-parallel, Ray Train (gloo on CPUs)
+  snn-nas train mlp_spe_t --dataset imagefolder --data-root ~/imagenet --recipe mixer_snn_imagenet \
+      --workers 8 --gpus-per-worker 1 --dry-run             # the plan and a measured time estimate
 """
 
 _FLAGS = {  # command-line option -> TrainConfig field
