@@ -153,7 +153,7 @@ def test_find_experiment_by_name_and_unknown_names(tmp_path, monkeypatch):
     assert find_experiment("cifar10.yaml") == (REPO / "experiments" / "cifar10.yaml").resolve()
     with pytest.raises(ExperimentError) as info:
         find_experiment("nope")
-    assert "bundled experiments: cifar10, imagenet, oneshot, quick" in str(info.value)
+    assert "bundled experiments: cifar10, events, imagenet, oneshot, quick" in str(info.value)
 
 
 def test_overrides_are_validated():

@@ -150,7 +150,7 @@ def test_huge_learning_rate_diverges_with_a_reason():
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return self.fc(x.flatten(1)) ** 3
 
-    config = tiny_config(lr=1e12, optimizer="sgd", grad_clip=None, epochs=2)
+    config = tiny_config(lr=10.0, optimizer="sgd", grad_clip=None, epochs=2)  # the largest lr allowed
     result = train_model(Exploding(), config, data=tiny_data(), progress=False)
     assert result.status == "diverged"
     assert "loss became" in result.error and ("nan" in result.error or "inf" in result.error)

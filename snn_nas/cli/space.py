@@ -19,7 +19,7 @@ the same network (e.g. skip_source block or stage in a one-block stage, a group 
 to its stage's side or 0): the space decodes such samples to one canonical genotype
 (Genotype.canonical) so a search never trains the same network twice under two keys.
 
-FILE is a space file (.yaml) or the name of a shipped space (quick, spiking_mlp, snn_mlp);
+FILE is a space file (.yaml) or the name of a shipped space (quick, spiking_mlp, snn_mlp, events);
 without FILE the shipped spaces are listed.
 
 examples:
