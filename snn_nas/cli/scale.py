@@ -171,11 +171,12 @@ def _train(genotype: Any, config: Any, *, args: argparse.Namespace, settings: An
         return train_worker(genotype, config, settings, device=device, out_dir=out, resume=resume,
                             progress=progress, data=data, evaluate_test=evaluate_test)  # fmt: skip
     from snn_nas.search.retrain_parallel import train_parallel
+    from snn_nas.training import resolve_device
 
     return train_parallel(
         genotype, config, settings, out_dir=out, resume=resume, data=data, address=args.address,
         cpus_per_worker=args.cpus_per_worker, max_failures=args.max_failures, progress=progress,
-        evaluate_test=evaluate_test,
+        evaluate_test=evaluate_test, device=resolve_device(device),
     )  # fmt: skip
 
 

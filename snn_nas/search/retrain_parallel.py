@@ -113,9 +113,11 @@ def train_parallel(
     max_failures: int = 1,
     progress: bool = True,
     evaluate_test: bool = True,
+    device: Any = "cpu",
 ) -> Any:
     """Train under Ray Train (module docstring); returns the ``TrainResult`` rank 0 left behind
-    (``model`` rebuilt from ``last.pt``; ``data`` the given splits, for the cost measurement)."""
+    (``model`` rebuilt from ``last.pt`` on ``device``, this process's, where the costs are then
+    measured; ``data`` the given splits)."""
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
@@ -188,11 +190,11 @@ def train_parallel(
     model = None
     if (out / LAST).is_file():
         history = list(load_checkpoint(out / LAST)["history"])
-        model = load_model(out / LAST)
+        model = load_model(out / LAST, map_location=device).to(device)
     if model is None:  # diverged in its first epoch: no checkpoint
         from snn_nas.training.engine import _make_model
 
-        model = _make_model(genotype, data)[0].eval()
+        model = _make_model(genotype, data)[0].to(device).eval()
     time_steps = status.get("time_steps")
     last = history[-1] if history else {}
     nan = float("nan")
