@@ -141,3 +141,18 @@ def test_a_resume_says_what_changed_or_refuses_another_recipe(tmp_path, capsys):
     with pytest.raises(CheckpointError, match="batch_size: 16 -> 32"):
         check_resume(tmp_path, TrainConfig(**{**config.to_dict(), "batch_size": 32}), ParallelSettings(workers=2),
                      tiny(4, 1), resume=True)  # fmt: skip
+
+
+def test_dry_run_prints_the_plan_and_a_measured_estimate_and_trains_nothing(tmp_path, capsys):
+    from snn_nas.cli.main import main
+
+    arch = tmp_path / "arch.json"
+    arch.write_text(json.dumps(tiny(4, 1).to_dict()))
+    out = tmp_path / "run"
+    argv = ["train", str(arch), "--dataset", DATASET, "--image-size", "8", "--batch-size", "8", "--epochs", "3",
+            "--workers", "2", "--lr-rule", "linear:16", "--out", str(out), "--dry-run"]  # fmt: skip
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "global batch 8 = 2 x 4; lr 0.0015 (rule linear:16: 0.003 x 8 / 16)" in text
+    assert "steps per epoch x 3 epochs" in text and "measured on cpu:" in text and "s per training step of 4" in text
+    assert "estimate:" in text and not out.exists()
