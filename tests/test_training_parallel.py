@@ -191,3 +191,31 @@ def test_one_step_of_two_gloo_workers_equals_one_worker_with_the_whole_batch(tmp
     for k, g in grads_one.items():
         assert torch.allclose(g["momentum_buffer"], grads_two[k]["momentum_buffer"], atol=1e-5, rtol=1e-4), k
     assert one["history"][0]["train_loss"] == pytest.approx(two["history"][0]["train_loss"], rel=1e-5)
+
+
+def test_a_published_recipe_trains_on_an_image_folder(tmp_path, one_thread):
+    """``--recipe mixer_snn_imagenet`` on a folder of JPEGs: its settings in the config, the
+    per-image augmentations in the data workers, mixup/cutmix on the batch, the report's entry."""
+    import json
+
+    from PIL import Image
+
+    from snn_nas.cli.main import main
+
+    for part, count in (("train", 24), ("val", 4)):
+        for i in range(count):
+            (tmp_path / "data" / part / f"c{i % 2}").mkdir(parents=True, exist_ok=True)
+            pixels = torch.randint(0, 256, (16, 16, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(i))
+            Image.fromarray(pixels.numpy()).save(tmp_path / "data" / part / f"c{i % 2}" / f"{i}.jpg")
+    out = tmp_path / "run"
+    argv = ["train", "mlp_spe_micro", "--dataset", "imagefolder", "--data-root", str(tmp_path / "data"),
+            "--image-size", "16", "--recipe", "mixer_snn_imagenet", "--epochs", "1", "--batch-size", "8",
+            "--max-batches", "2", "--num-workers", "1", "--val-fraction", "0.2", "--out", str(out),
+            "--no-progress"]  # fmt: skip
+    assert main(argv) == 0
+    result = json.loads((out / "result.json").read_text())
+    assert result["status"] == "ok" and result["parallel"]["recipe"] == "mixer_snn_imagenet"
+    config = result["config"]
+    assert (config["optimizer"], config["lr"], config["weight_decay"], config["grad_clip"]) == ("sgd", 0.1, 0.0, None)
+    assert config["batch_size"] == 8 and config["epochs"] == 1  # the command line over the recipe
+    assert result["parallel"]["augment"]["repeats"] == 3 and result["history"][0]["train_images"] == 16

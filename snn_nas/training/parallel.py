@@ -159,7 +159,8 @@ class ParallelPlan:
 
     def lines(self) -> list[str]:
         """The plan in words (what ``--workers`` prints before training)."""
-        device = f"{self.gpus_per_worker:g} GPU each" if self.gpus_per_worker else "CPU, gloo"
+        device = f"{self.gpus_per_worker:g} GPU each" if self.gpus_per_worker else "CPU"
+        device += ", NCCL" if self.gpus_per_worker and self.workers > 1 else ", gloo" if self.workers > 1 else ""
         rule = (
             f"lr {self.lr:g} (rule fixed: as given for the global batch)"
             if self.lr_rule == "fixed"
