@@ -22,7 +22,6 @@ buffer names are batch norm's, so a checkpoint loads into the model its genotype
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
@@ -108,9 +107,3 @@ def _convert(module: nn.Module) -> nn.Module:
     for name, child in module.named_children():
         module.add_module(name, _convert(child))
     return module
-
-
-def batch_norm_reference(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float) -> torch.Tensor:
-    """Training-mode batch norm of ``x [N, C, *]`` in one process (what the synchronised form
-    equals over the union of the workers' inputs)."""
-    return F.batch_norm(x, None, None, weight, bias, training=True, eps=eps)
