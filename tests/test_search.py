@@ -84,7 +84,7 @@ def ray_env(monkeypatch):
 
 
 # ---------------------------------------------------------------------- one trial, no Ray
-def test_run_trial_reports_every_epoch_and_never_raises(tmp_path):
+def test_run_trial_reports_every_epoch_and_never_raises(tmp_path, monkeypatch):
     exp = load_experiment(write_experiment(tmp_path, "single", constraints={"max_sops": 1e12}))
     spec = TrialSpec.from_experiment(exp)
     space = load_space(exp.space)
@@ -116,6 +116,10 @@ def test_run_trial_reports_every_epoch_and_never_raises(tmp_path):
         2,
     )
 
+    import snn_nas.training.config as training_config
+
+    # a learning rate no file may set (lr is bounded to (0, 10]) is what makes this tiny net diverge
+    monkeypatch.setattr(training_config, "MAX_LR", 1e31)
     wild = load_experiment(write_experiment(tmp_path, "wild", fidelity={**FIDELITY, "lr": 1e30, "optimizer": "sgd"}))
     diverged = run_trial(space.sample(3), space=space, spec=TrialSpec.from_experiment(wild))
     assert diverged["status"] == "diverged" and "loss became nan" in diverged["error"]
