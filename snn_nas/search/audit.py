@@ -222,7 +222,7 @@ def run_audit(
                 if not ready:  # a long training: say it is alive, and for how long it has run
                     if progress and time.perf_counter() - said >= HEARTBEAT_S:
                         minutes = (time.perf_counter() - started) / 60
-                        line = f"  ... {len(pending)} training ({finished} of {len(todo)} done), {minutes:.0f} min"
+                        line = f"  ... {finished} of {len(todo)} done, {minutes:.0f} min so far"
                         print(line, file=sys.stderr, flush=True)
                         said = time.perf_counter()
                     continue
