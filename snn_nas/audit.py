@@ -381,9 +381,12 @@ def draw_audit_png(info: Mapping[str, Any], path: str | Path, title: str = "") -
         ax.plot([low, high], [low, high], color="grey", lw=0.8, ls="--", label="y = x")
         from snn_nas.plots.labels import label_offsets
 
+        ax.autoscale_view()
+        fig.tight_layout()  # the final limits and place of the axes, before labels are placed in them
         scale = 72.0 / fig.dpi  # display pixels -> points (annotate's offsets)
         anchors = ax.transData.transform(np.column_stack([100 * xs, 100 * ys])) * scale
-        offsets = label_offsets([tuple(p) for p in anchors])  # keys of a cluster of points stacked, not overlaid
+        top = ax.get_window_extent().y1 * scale
+        offsets = label_offsets([tuple(p) for p in anchors], ceiling=top)  # a cluster's keys stacked, in the axes
         for x, y, key, offset in zip(xs, ys, info["keys"], offsets, strict=True):  # every point named by its key
             ax.annotate(key, (100 * x, 100 * y), textcoords="offset points", xytext=offset, fontsize=6)
     ax.set_xlabel("proxy validation accuracy (%)")

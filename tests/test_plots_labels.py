@@ -26,3 +26,11 @@ def test_labels_apart_keep_their_place():
     points = [(0.0, 0.0), (100.0, 0.0), (0.0, 50.0)]
     assert label_offsets(points) == [(4.0, 3.0)] * 3
     assert label_offsets([]) == []
+
+
+def test_labels_that_would_cross_the_top_of_the_axes_go_down_instead():
+    cluster = [(100.0, 195.0), (101.0, 194.0), (102.0, 196.0)]
+    offsets = label_offsets(cluster, ceiling=200.0)
+    placed = boxes(cluster, offsets)
+    assert all(y + 8.0 <= 200.0 for _, y, _, _ in placed)  # inside the axes
+    assert not any(overlap(placed[i], placed[j]) for i in range(3) for j in range(i))
