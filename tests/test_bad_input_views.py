@@ -188,7 +188,18 @@ def test_a_damaged_row_is_refused_by_retrain_naming_the_table_and_the_trial(tmp_
 def test_retrain_by_key_of_an_architecture_that_breaks_the_constraints_says_so(tmp_path, capsys):
     folder = _retrain_row(tmp_path / "search")
     (folder / "experiment.yaml").write_text(yaml.safe_dump({"dataset": DATASET, "constraints": {"max_params": 50}}))
-    argv = ["retrain", str(folder), "--key", TINY.key(), "--epochs", "1", "--device", "cpu", "--no-progress"]
+    argv = [
+        "retrain",
+        str(folder),
+        "--key",
+        TINY.key(),
+        "--epochs",
+        "1",
+        "--device",
+        "cpu",
+        "--no-progress",
+        "--no-export",
+    ]
     assert main(argv) == 0
     err = capsys.readouterr().err
     assert f"warning: {TINY.key()}: it breaks the search's constraints (max_params: 100 > 50)" in err

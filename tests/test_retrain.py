@@ -166,12 +166,12 @@ def test_pareto_then_retrain_rank0_end_to_end(results_dir, capsys):
     assert measure_costs(model, images).sops == pytest.approx(report["costs"]["sops"])
 
     # running it again resumes from last.pt: nothing retrained, same report
-    assert _cli("retrain", [str(results_dir), "--key", key, "--epochs", "2", "--no-progress"]) == 0
+    assert _cli("retrain", [str(results_dir), "--key", key, "--epochs", "2", "--no-progress", "--no-export"]) == 0
     again = json.loads((folder / "report.json").read_text())
     assert again["test_acc"] == report["test_acc"] and len(again["history"]) == 2
     # different settings cannot resume silently
     with pytest.raises(RetrainError, match="--no-resume"):
-        _cli("retrain", [str(results_dir), "--key", key, "--epochs", "3", "--no-progress"])
+        _cli("retrain", [str(results_dir), "--key", key, "--epochs", "3", "--no-progress", "--no-export"])
 
 
 def test_cli_constants_match_the_library_and_help_stays_light():

@@ -204,7 +204,7 @@ def test_cli_search_smoke(tmp_path, ray_env, capsys):
     assert front and all(row["key"] in set(table["key"]) for row in front)
     for name in ("pareto.csv", "pareto.png", "pareto.html"):
         assert (folder / name).stat().st_size > 0
-    assert main(["retrain", str(folder), "--rank", "0", "--epochs", "1", "--no-progress", "--json"]) == 0
+    assert main(["retrain", str(folder), "--rank", "0", "--epochs", "1", "--no-progress", "--json", "--no-export"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["key"] == front[0]["key"] and 0.0 <= report["test_acc"] <= 1.0
     from snn_nas import load_model

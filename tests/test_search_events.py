@@ -79,7 +79,7 @@ def test_search_on_nmnist5k_then_pareto_and_retrain_keep_t(tmp_path, ray_env, ca
     front = json.loads(capsys.readouterr().out)["front"]
     assert front and all("time_steps" in row for row in front)
 
-    assert main(["retrain", str(folder), "--rank", "0", "--epochs", "1", "--no-progress", "--json"]) == 0
+    assert main(["retrain", str(folder), "--rank", "0", "--epochs", "1", "--no-progress", "--json", "--no-export"]) == 0
     report = json.loads(capsys.readouterr().out)
     chosen = table.set_index("key").loc[report["key"]]
     assert report["time_steps"] == chosen["time_steps"] == report["costs"]["time_steps"]  # retrain keeps T
