@@ -221,6 +221,23 @@ def broken_constraints(row: dict[str, Any], constraints: dict[str, float]) -> st
     return ", ".join(out)
 
 
+def search_config(fidelity: Any) -> Any:
+    """The ``TrainConfig`` a trial was searched with, from its ``fidelity`` (JSON text or a dict;
+    a one-shot trial's ``oneshot`` entry left out; missing: the defaults)."""
+    from snn_nas.training import TrainConfig
+
+    if not isinstance(fidelity, dict) and is_missing(fidelity):
+        fidelity = None
+    if isinstance(fidelity, str):
+        try:
+            fidelity = json.loads(fidelity)
+        except json.JSONDecodeError as exc:
+            raise RetrainError(f"the trial's fidelity column is not valid JSON: {exc}") from None
+    if isinstance(fidelity, dict):  # a one-shot trial records how it used the supernet beside its TrainConfig
+        fidelity = {k: v for k, v in fidelity.items() if k != "oneshot"}
+    return TrainConfig.from_dict(fidelity) if fidelity else TrainConfig()
+
+
 def full_fidelity_config(
     fidelity: Any,
     *,
@@ -241,16 +258,7 @@ def full_fidelity_config(
     """
     from snn_nas.training import TrainConfig
 
-    if not isinstance(fidelity, dict) and is_missing(fidelity):
-        fidelity = None
-    if isinstance(fidelity, str):
-        try:
-            fidelity = json.loads(fidelity)
-        except json.JSONDecodeError as exc:
-            raise RetrainError(f"the trial's fidelity column is not valid JSON: {exc}") from None
-    if isinstance(fidelity, dict):  # a one-shot trial records how it used the supernet beside its TrainConfig
-        fidelity = {k: v for k, v in fidelity.items() if k != "oneshot"}
-    base = TrainConfig.from_dict(fidelity) if fidelity else TrainConfig()
+    base = fidelity if isinstance(fidelity, TrainConfig) else search_config(fidelity)
     changes: dict[str, Any] = {
         "subset": 1.0,
         "max_batches_per_epoch": None,
@@ -345,12 +353,10 @@ def retrain(
             "damaged (retraining the stored genotype would retrain another architecture than the one chosen)"
         )
     try:
-        search_config = full_fidelity_config(row.get("fidelity"))
+        searched = search_config(row.get("fidelity"))
     except SnnNasError as exc:
         raise RetrainError(f"{where}: fidelity: {exc}; the table is damaged") from None
-    config = full_fidelity_config(
-        search_config.to_dict(), epochs=epochs, overrides=overrides, native_image_size=native_image_size
-    )
+    config = full_fidelity_config(searched, epochs=epochs, overrides=overrides, native_image_size=native_image_size)
     if config_hook is not None:
         config = config_hook(config)
     arch_key = genotype.key()

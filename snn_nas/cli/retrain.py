@@ -204,9 +204,8 @@ def _dry_run(args: argparse.Namespace, selected: dict, overrides: dict, native: 
     from snn_nas.retrain import full_fidelity_config
     from snn_nas.training import load_config_data, resolve_device
 
-    search = full_fidelity_config(selected.get("fidelity"))
-    config = hook(full_fidelity_config(search.to_dict(), epochs=args.epochs, overrides=overrides,  # type: ignore[operator]
-                                       native_image_size=native))  # fmt: skip
+    config = hook(full_fidelity_config(selected.get("fidelity"), epochs=args.epochs,  # type: ignore[operator]
+                                       overrides=overrides, native_image_size=native))  # fmt: skip
     data = load_config_data(config, download=args.download)
     genotype = Genotype.from_json(str(selected["genotype"]))
     return scale.dry_run(genotype, config, settings, data, resolve_device(args.device))
